@@ -1,0 +1,145 @@
+"""Artifact cache: expensive stages stored under a hash of the config that produced them.
+
+Each artifact is a directory `<root>/<stage>-<hash>/` holding the stage's files (safetensors
+weights, datasets saved with `save_to_disk`, JSON), `meta.json`, and `manifest.json` with the
+SHA-256 of every file. It is built in a temporary directory and renamed into place, so a killed run
+never leaves a half-written artifact that looks complete; a run that is killed resumes from the last
+finished stage. On load the manifest is checked: a truncated or corrupted artifact is rebuilt,
+never loaded silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"cannot hash a config value of type {type(obj).__name__}: {obj!r}")
+
+
+def config_hash(config: Any) -> str:
+    """A stable 16-hex-digit hash of a (nested) config of dataclasses, dicts and scalars."""
+    blob = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class CorruptArtifact(Exception):
+    """An artifact on disk does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A finished, verified stage: its directory and its metadata."""
+
+    path: Path
+    meta: dict
+    key: str
+
+
+class ArtifactCache:
+    """Content-addressed stage cache rooted at `root`. Counts hits and builds for tests."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.hits = 0
+        self.builds = 0
+
+    def key(self, stage: str, config: Any) -> str:
+        return f"{stage}-{config_hash(config)}"
+
+    def path(self, stage: str, config: Any) -> Path:
+        return self.root / self.key(stage, config)
+
+    def load(self, stage: str, config: Any) -> Artifact | None:
+        """The verified artifact of (stage, config), None if absent; a corrupt one is removed."""
+        path = self.path(stage, config)
+        if not path.exists():
+            return None
+        try:
+            meta = self._verify(path)
+        except CorruptArtifact as err:
+            log.warning("artifact %s is corrupted (%s); rebuilding it", path.name, err)
+            print(f"[cache] artifact {path.name} is corrupted ({err}); rebuilding it")
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+        return Artifact(path, meta, path.name)
+
+    def stage(self, stage: str, config: Any, build: Callable[[Path], dict | None],
+              fresh: bool = False) -> Artifact:
+        """Return the cached artifact of (stage, config), building it with `build(tmpdir)` first
+        if needed. `build` writes its files into `tmpdir` and returns JSON metadata."""
+        if not fresh:
+            art = self.load(stage, config)
+            if art is not None:
+                self.hits += 1
+                return art
+        path = self.path(stage, config)
+        tmp = self.root / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            meta = build(tmp) or {}
+            meta = {"stage": stage, "config": _jsonable(config), **meta}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            manifest = {str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                        for p in files}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.builds += 1
+        return Artifact(path, meta, path.name)
+
+    @staticmethod
+    def _verify(path: Path) -> dict:
+        manifest_path = path / "manifest.json"
+        if not manifest_path.exists():
+            raise CorruptArtifact("no manifest")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as err:
+            raise CorruptArtifact(f"unreadable manifest: {err}") from None
+        for rel, info in manifest.items():
+            p = path / rel
+            if not p.is_file():
+                raise CorruptArtifact(f"missing file {rel}")
+            if p.stat().st_size != info["bytes"]:
+                raise CorruptArtifact(f"{rel} has {p.stat().st_size} bytes, expected {info['bytes']}")
+            if _sha256(p) != info["sha256"]:
+                raise CorruptArtifact(f"checksum mismatch in {rel}")
+        return json.loads((path / "meta.json").read_text())
+
+    def clear(self) -> None:
+        """Delete every artifact under the root (`run_all.sh --fresh`)."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Evaluation: pairwise accuracy, best-of-N and its KL, gold scoring of samples, win rates."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import world as W
+
+ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
+
+
+def _np(x: ArrayLike) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)
+
+
+def pairwise_accuracy(r_chosen: ArrayLike, r_rejected: ArrayLike) -> float:
+    """Mean of 1[r(x, y+) ≥ r(x, y−)]: ties count as correct, as in WARM."""
+    return float(np.mean(_np(r_chosen) >= _np(r_rejected)))
+
+
+def bon_kl(n: int) -> float:
+    """KL(best-of-n ‖ base) = log n − (n − 1)/n (Stiennon et al.; Beirami et al. show it bounds)."""
+    if n < 1:
+        raise ValueError(f"best-of-n needs n ≥ 1, got {n}")
+    return math.log(n) - (n - 1) / n
+
+
+def best_of_n_weights(k: int, n: int) -> np.ndarray:
+    """P(the i-th smallest of k pool items is the max of a uniform n-subset) = C(i−1, n−1)/C(k, n)."""
+    if not 1 <= n <= k:
+        raise ValueError(f"best-of-n needs 1 ≤ n ≤ pool size, got n={n}, pool size {k}")
+    i = np.arange(1, k + 1)
+    with np.errstate(invalid="ignore"):
+        logw = (np.vectorize(math.lgamma)(np.maximum(i, n)) - math.lgamma(n)
+                - np.vectorize(math.lgamma)(np.maximum(i - n + 1, 1))
+                - (math.lgamma(k + 1) - math.lgamma(n + 1) - math.lgamma(k - n + 1)))
+    return np.where(i >= n, np.exp(logw), 0.0)
+
+
+def best_of_n(proxy_scores: ArrayLike, gold_scores: ArrayLike, n: int) -> np.ndarray:
+    """Unbiased expected gold score of best-of-n under the proxy, per prompt.
+
+    Inputs are shaped (prompts, K), K ≥ n samples per prompt; the gold score counted is always
+    that of the sample the proxy picked. Ties in proxy score are broken uniformly at random (in
+    expectation: tied samples share their mean gold score).
+    """
+    proxy, gold = _np(proxy_scores), _np(gold_scores)
+    if proxy.shape != gold.shape or proxy.ndim != 2:
+        raise ValueError(f"proxy and gold scores must both be (prompts, K); got {proxy.shape} "
+                         f"and {gold.shape}")
+    order = np.argsort(proxy, axis=1, kind="stable")
+    p_sorted = np.take_along_axis(proxy, order, axis=1)
+    g_sorted = np.take_along_axis(gold, order, axis=1)
+    for row in range(p_sorted.shape[0]):  # average gold over runs of tied proxy scores
+        _, start, counts = np.unique(p_sorted[row], return_index=True, return_counts=True)
+        for s, c in zip(start, counts):
+            if c > 1:
+                g_sorted[row, s: s + c] = g_sorted[row, s: s + c].mean()
+    return g_sorted @ best_of_n_weights(proxy.shape[1], n)
+
+
+def gold_scores(posts: Sequence[str], samples: Sequence[Sequence[str]]) -> np.ndarray:
+    """Gold reward of every sample, shaped (posts, samples per post)."""
+    return np.array([[W.gold_reward(p, s) for s in row] for p, row in zip(posts, samples)])
+
+
+def win_rate(scores_a: ArrayLike, scores_b: ArrayLike) -> float:
+    """P(a > b) + ½·P(a = b) over paired comparisons (same prompts)."""
+    a, b = _np(scores_a), _np(scores_b)
+    return float(np.mean((a > b) + 0.5 * (a == b)))

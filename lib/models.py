@@ -1,0 +1,108 @@
+"""Tokenizer and models: a tiny Llama built from a transformers config, or a hub model; optional
+4-bit NF4 quantization (bitsandbytes) and LoRA adapters (peft). Weights are saved and loaded
+with safetensors only; `trust_remote_code` is never set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast)
+
+from .config import ModelConfig
+
+PAD, EOS = "<pad>", "<|endoftext|>"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained with `tokenizers` on `texts`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
+                                   bos_token=EOS)
+    fast.padding_side = "left"  # generation pads on the left; training builds its own masks
+    return fast
+
+
+def load_tokenizer(path: Path | str) -> PreTrainedTokenizerFast:
+    tok = AutoTokenizer.from_pretrained(str(path))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def tiny_llama(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
+    """A randomly initialised Llama of `cfg`'s size (no hand-written transformer)."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=cfg.max_length, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id)
+    return LlamaForCausalLM(config)
+
+
+def save_model(model: PreTrainedModel, path: Path) -> None:
+    """Config + weights (safetensors) of a causal LM."""
+    path.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(str(path))
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if getattr(model.config, "tie_word_embeddings", False):
+        state.pop("lm_head.weight", None)
+    save_file(state, str(path / "model.safetensors"))
+
+
+def load_model(path_or_name: Path | str, *, load_in_4bit: bool = False, lora: dict | None = None,
+               dtype: str = "float32", device: str = "cpu") -> PreTrainedModel:
+    """One loader for the tiny models (a cache directory) and hub models (a name).
+
+    `load_in_4bit` quantizes linear layers to NF4 with bitsandbytes (QLoRA; compute in `dtype`);
+    `lora` is a dict of peft `LoraConfig` arguments, e.g. {"r": 8, "lora_alpha": 16}.
+    """
+    torch_dtype = getattr(torch, dtype)
+    quant = None
+    if load_in_4bit:
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_compute_dtype=torch_dtype,
+                                   bnb_4bit_use_double_quant=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path_or_name), dtype=torch_dtype, quantization_config=quant,
+            use_safetensors=True, trust_remote_code=False,
+            device_map={"": device} if load_in_4bit else None)
+    except OSError as err:
+        raise RuntimeError(
+            f"could not load model {str(path_or_name)!r}: {err}. A hub model needs the Hugging "
+            f"Face hub; offline, download it first (`huggingface-cli download {path_or_name} "
+            f"--local-dir models/NAME`) and pass the directory.") from None
+    if not load_in_4bit:
+        model.to(device)
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if load_in_4bit:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    return model
+
+
+def state_dict_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of a model's state dict (what lib.merge works on)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))

@@ -1,0 +1,179 @@
+"""The cached stages every notebook builds on: world → tokenizer → pre-training → SFT.
+
+Each stage is keyed by a hash of its own config *and* of the stages before it, so changing a knob
+reruns only what depends on it; a killed run resumes from the last finished stage.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import transformers
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from . import data as D
+from . import world as W
+from .cache import Artifact, ArtifactCache
+from .config import Profile, cache_dir, get_profile
+from .evaluate import gold_scores
+from .models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
+from .sampling import sample_summaries
+from .train import mean_loss, train_causal_lm
+
+
+datasets.disable_progress_bars()
+transformers.utils.logging.disable_progress_bar()
+transformers.utils.logging.set_verbosity_error()
+
+
+class Pipeline:
+    """Stages of one profile, each built once and then read from the artifact cache."""
+
+    def __init__(self, profile: str | Profile = "default", overrides: dict[str, Any] | None = None,
+                 cache: ArtifactCache | None = None):
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile, overrides)
+        self.cache = cache or ArtifactCache(cache_dir(self.profile))
+
+    # ---- configs that key each stage (parents included) -------------------------------------
+    @property
+    def world_key(self) -> dict:
+        return {"world": self.profile.world, "version": W.VERSION}
+
+    @property
+    def tokenizer_key(self) -> dict:
+        return {**self.world_key, "vocab_size": self.profile.model.vocab_size,
+                "hub": self.profile.model.hub_name}
+
+    @property
+    def pretrain_key(self) -> dict:
+        return {"tokenizer": self.tokenizer_key, "model": self.profile.model,
+                "train": self.profile.pretrain}
+
+    @property
+    def sft_key(self) -> dict:
+        return {"pretrain": self.pretrain_key, "train": self.profile.sft}
+
+    # ---- stages -------------------------------------------------------------------------------
+    def world_artifact(self) -> Artifact:
+        def build(tmp: Path) -> dict:
+            cfg = self.profile.world
+            if cfg.source == "synthetic":
+                world = D.build_world(cfg)
+            elif cfg.source == "tldr":
+                sft = D.load_tldr_sft()
+                world = D.WorldData(sft["train"].map(lambda r: {"text": D.format_prompt(
+                    r["subreddit"], r["title"], r["post"]) + " " + r["summary"]}), sft,
+                    D.load_tldr_comparisons())
+            else:
+                raise ValueError(f"unknown world source {cfg.source!r}; valid: synthetic, tldr")
+            world.save(tmp)
+            return {"disagreement": {s: D.label_gold_disagreement(world.comparisons[s])
+                                     for s in D.COMPARISON_SPLITS} if cfg.source == "synthetic"
+                    else None}
+        return self.cache.stage("world", self.world_key, build)
+
+    @cached_property
+    def world(self) -> D.WorldData:
+        return D.WorldData.load(self.world_artifact().path)
+
+    def tokenizer_artifact(self) -> Artifact:
+        def build(tmp: Path) -> dict:
+            if self.profile.model.hub_name:
+                tok = load_tokenizer(self.profile.model.hub_name)
+            else:
+                texts = list(self.world.pretrain["text"]) + list(self.world.sft["train"]["summary"])
+                tok = train_tokenizer(texts, self.profile.model.vocab_size)
+            tok.save_pretrained(str(tmp / "tokenizer"))
+            return {"vocab_size": len(tok)}
+        return self.cache.stage("tokenizer", self.tokenizer_key, build)
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return load_tokenizer(self.tokenizer_artifact().path / "tokenizer")
+
+    def _val_loss_fn(self, completions: bool):
+        val = self.world.sft["validation"]
+        prompts = D.prompts_of(val)
+        if not completions:  # pre-training documents: prompt and summary as one text
+            prompts = [p + " " + s for p, s in zip(prompts, val["summary"])]
+        targets = list(val["summary"]) if completions else None
+        return lambda model: mean_loss(model, self.tokenizer, prompts, targets,
+                                       self.profile.model.max_length)
+
+    def pretrained_artifact(self) -> Artifact:
+        def build(tmp: Path) -> dict:
+            cfg = self.profile.model
+            if cfg.hub_name:
+                model = load_model(cfg.hub_name, dtype=cfg.dtype, device=self.profile.device)
+                history: dict = {}
+            else:
+                model = tiny_llama(cfg, self.tokenizer, seed=self.profile.pretrain.seed)
+                history = train_causal_lm(model, self.tokenizer, self.world.pretrain["text"], None,
+                                          self.profile.pretrain, cfg.max_length, desc="pre-train",
+                                          eval_fn=self._val_loss_fn(completions=False))
+            save_model(model, tmp / "model")
+            return {"history": history, "n_params": sum(p.numel() for p in model.parameters())}
+        return self.cache.stage("pretrain", self.pretrain_key, build)
+
+    def sft_artifact(self) -> Artifact:
+        def build(tmp: Path) -> dict:
+            model = self.load("pretrain")
+            sft = self.world.sft["train"]
+
+            def checkpoint(step: int, m: PreTrainedModel) -> None:
+                save_model(m, tmp / f"checkpoint-{step}")
+
+            history = train_causal_lm(model, self.tokenizer, D.prompts_of(sft), sft["summary"],
+                                      self.profile.sft, self.profile.model.max_length, desc="SFT",
+                                      on_checkpoint=checkpoint,
+                                      eval_fn=self._val_loss_fn(completions=True))
+            save_model(model, tmp / "model")
+            return {"history": history}
+        return self.cache.stage("sft", self.sft_key, build)
+
+    def load(self, stage: str, checkpoint: int | None = None) -> PreTrainedModel:
+        """A fresh copy of the model of `stage` ('pretrain' or 'sft'), or an SFT checkpoint."""
+        artifacts = {"pretrain": self.pretrained_artifact, "sft": self.sft_artifact}
+        if stage not in artifacts:
+            raise ValueError(f"unknown model stage {stage!r}; valid: {', '.join(artifacts)}")
+        art = artifacts[stage]()
+        sub = "model" if checkpoint is None else f"checkpoint-{checkpoint}"
+        if not (art.path / sub).exists():
+            have = sorted(p.name for p in art.path.glob("checkpoint-*"))
+            raise ValueError(f"{stage} has no {sub}; it keeps: {have or 'no checkpoints'}")
+        model = load_model(art.path / sub, dtype=self.profile.model.dtype, device=self.profile.device)
+        model.eval()
+        return model
+
+    def history(self, stage: str) -> dict:
+        art = {"pretrain": self.pretrained_artifact, "sft": self.sft_artifact}[stage]()
+        return json.loads((art.path / "meta.json").read_text())["history"]
+
+    def sample_pool(self, stage: str, n_prompts: int, k: int) -> dict:
+        """K samples per prompt from the `stage` policy on the first `n_prompts` SFT-validation
+        posts, with their gold rewards; cached, so every notebook scores the same samples."""
+        policy_key = {"pretrain": self.pretrain_key, "sft": self.sft_key}[stage]
+        key = {"policy": policy_key, "stage": stage, "n_prompts": n_prompts, "k": k,
+               "sampling": self.profile.sampling}
+        posts = self.world.sft["validation"].select(range(min(n_prompts,
+                                                              len(self.world.sft["validation"]))))
+
+        def build(tmp: Path) -> dict:
+            samples, stats = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(posts),
+                                              k, self.profile.sampling, desc=f"{stage} pool")
+            gold = gold_scores(posts["post"], samples).tolist() if self.profile.world.source == \
+                "synthetic" else None
+            (tmp / "pool.json").write_text(json.dumps({"samples": samples, "gold": gold}))
+            return {"sampling": stats}
+
+        art = self.cache.stage("pool", key, build)
+        pool = json.loads((art.path / "pool.json").read_text())
+        return {"posts": posts, "samples": pool["samples"],
+                "gold": None if pool["gold"] is None else np.asarray(pool["gold"]),
+                "stats": art.meta["sampling"]}

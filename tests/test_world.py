@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+
+from lib import data as D
+from lib import world as W
+from lib.config import WorldConfig
+
+SMALL = WorldConfig(n_pretrain_posts=50, n_sft_train=50, n_sft_validation=20, n_pref_train=3000,
+                    n_pref_validation=200, n_pref_ood=200)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return D.build_world(SMALL)
+
+
+def test_same_seed_same_world(world):
+    again = D.build_world(SMALL)
+    for split in D.COMPARISON_SPLITS:
+        assert again.comparisons[split].to_dict() == world.comparisons[split].to_dict()
+    assert again.sft["train"].to_dict() == world.sft["train"].to_dict()
+    assert again.pretrain["text"] == world.pretrain["text"]
+
+
+def test_other_seed_other_world(world):
+    other = D.build_world(WorldConfig(**{**SMALL.__dict__, "seed": 1}))
+    assert other.comparisons["train"]["post"] != world.comparisons["train"]["post"]
+
+
+def test_schema(world):
+    for split in D.COMPARISON_SPLITS:
+        D.check_schema(world.comparisons[split], D.PAIR_FEATURES, split)
+    D.check_schema(world.sft["train"], D.SFT_FEATURES, "sft")
+
+
+def test_ood_split_uses_held_out_topics(world):
+    ood_subs = set(world.comparisons["test_ood"]["subreddit"])
+    train_subs = set(world.comparisons["train"]["subreddit"])
+    assert ood_subs == {W.SUBREDDITS[t] for t in W.OOD_TOPICS}
+    assert not ood_subs & train_subs
+
+
+def _post():
+    return W.make_post(np.random.default_rng(3), "work", "p")
+
+
+def test_gold_rewards_the_key_fact():
+    post = _post()
+    base = f"{post.key_person} ."
+    assert W.gold_reward(post, f"{post.key_person} {post.key_event} .") > W.gold_reward(post, base)
+
+
+def test_gold_penalizes_hallucination():
+    post = _post()
+    good = f"{post.key_person} {post.key_event} ."
+    fake = next(e for e in W.TOPICS["pets"]["events"] if e not in post.facts)
+    assert W.gold_reward(post, f"{post.key_person} {post.key_event} and {fake} .") < W.gold_reward(post, good)
+
+
+def test_gold_penalizes_length_over_budget():
+    post = _post()
+    good = f"{post.key_person} {post.key_event} ."
+    padded = f"honestly {post.key_person} {post.key_event} " + "you know " * 8 + "."
+    assert W.n_words(padded) > W.GOLD.length_budget
+    b = W.gold_breakdown(post, padded)
+    assert b["length"] < 0 and b["gold"] < W.gold_reward(post, good)
+
+
+def test_gold_penalizes_repetition():
+    post = _post()
+    good = f"{post.key_person} {post.key_event} ."
+    assert W.gold_reward(post, f"{post.key_person} {post.key_event} and {post.key_event} .") < W.gold_reward(post, good)
+
+
+def test_gold_is_defined_on_any_text_and_parses_post_text():
+    post = _post()
+    assert W.parse_post(post.text).facts == post.facts
+    assert W.parse_post(post.text).key_event == post.key_event
+    assert np.isfinite(W.gold_reward(post.text, "\x00 ?? ### zzz"))
+    assert W.gold_reward(post.text, "") == W.gold_reward(post, "")
+    with pytest.raises(ValueError, match="not a post of the synthetic world"):
+        W.parse_post("hello there")
+
+
+def test_label_noise_like_human_labels(world):
+    rate = D.label_gold_disagreement(world.comparisons["train"])
+    assert 0.20 <= rate <= 0.35, rate
+
+
+def test_length_is_a_spurious_feature(world):
+    ds = world.comparisons["train"]
+    l0 = np.array([W.n_words(s) for s in ds["summary_0"]])
+    l1 = np.array([W.n_words(s) for s in ds["summary_1"]])
+    c = np.array(ds["choice"])
+    differ = l0 != l1
+    longer_chosen = np.mean((c[differ] == 1) == (l1[differ] > l0[differ]))
+    assert longer_chosen > 0.55  # labels favour length, although gold penalizes it past the budget
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5])
+def test_corruption_flips_an_exact_fraction(world, fraction):
+    ds = world.comparisons["train"]
+    bad = D.with_corrupted_labels(ds, fraction, seed=0)
+    flipped = np.array(bad["flipped"])
+    assert flipped.sum() == round(fraction * len(ds))
+    changed = np.array(bad["choice"]) != np.array(ds["choice"])
+    assert np.array_equal(changed, flipped)
+    assert D.with_corrupted_labels(ds, fraction, seed=0)["flipped"] == bad["flipped"]
+
+
+def test_corruption_rejects_bad_fraction():
+    with pytest.raises(ValueError, match="corruption fraction"):
+        W.corrupt_labels([0, 1], 1.5, 0)
