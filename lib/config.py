@@ -85,6 +85,22 @@ class WorldCheckConfig:
 
 
 @dataclass(frozen=True)
+class RMPoolConfig:
+    """The pool of reward models (WARM §4): M runs from one SFT init and one shared head."""
+
+    n_rms: int = 10
+    steps: int = 80
+    batch_size: int = 16  # pairs per step
+    lrs: tuple[float, ...] = (1e-4, 3e-4)
+    dropouts: tuple[float, ...] = (0.0, 0.1)
+    baklava: tuple[int | None, ...] = (None, 90, 60)  # SFT checkpoint steps (None: final SFT)
+    mode: str = "full"  # full | lora | qlora
+    probe_pairs: int = 2000
+    n_eval: int = 500  # pairs per evaluation subset
+    corruption: float = 0.25
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -93,6 +109,7 @@ class Profile:
     sft: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(steps=150, lr=1e-3))
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     world_check: WorldCheckConfig = field(default_factory=WorldCheckConfig)
+    rm: RMPoolConfig = field(default_factory=RMPoolConfig)
     device: str = "cpu"
     n_eval_posts: int = 64  # posts whose samples notebooks show and score
 
@@ -105,9 +122,12 @@ PROFILES: dict[str, Profile] = {
         model=ModelConfig(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2,
                           intermediate_size=64, max_length=160),
         pretrain=LMTrainConfig(steps=8, batch_size=8, log_every=2, eval_every=4),
-        sft=LMTrainConfig(steps=6, batch_size=8, lr=1e-3, log_every=2, eval_every=3),
+        sft=LMTrainConfig(steps=6, batch_size=8, lr=1e-3, log_every=2, eval_every=3,
+                          checkpoint_steps=(3,)),
         sampling=SamplingConfig(max_new_tokens=24, batch_size=64),
         world_check=WorldCheckConfig(n_prompts=6, pool_size=16),
+        rm=RMPoolConfig(n_rms=4, steps=4, batch_size=4, baklava=(None, 3), probe_pairs=100,
+                        n_eval=40),
         n_eval_posts=8,
     ),
     "default": Profile(

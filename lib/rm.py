@@ -1,0 +1,395 @@
+"""Reward models: a scalar head on the SFT featurizer, trained with the Bradley–Terry loss.
+
+WARM's recipe (§3, §4): every RM starts from the same featurizer *and* the same linear-probed
+head; diversity comes from explicit knobs (seed = data order and dropout noise, learning rate,
+dropout, Baklava init = an SFT checkpoint). Modes: full fine-tuning, LoRA, 4-bit QLoRA. The RM
+stored in the cache is always the full (merged) weight state dict, so weight averaging averages
+the actual updates ΔW = B·A·scale of LoRA runs, never A and B separately; for QLoRA the merge
+uses the dequantized NF4 base.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+
+from . import data as D
+from .cache import Artifact
+
+
+@dataclass(frozen=True)
+class RMConfig:
+    """One reward-model fine-tuning run; each field is a diversity knob or a budget."""
+
+    seed: int = 0  # data order and dropout noise
+    lr: float = 1e-4
+    dropout: float = 0.0  # attention dropout (full) or LoRA dropout
+    init_checkpoint: int | None = None  # Baklava: SFT checkpoint step (None: the final SFT)
+    random_init: bool = False  # control: no shared pre-training at all
+    mode: str = "full"  # full | lora | qlora
+    steps: int = 80
+    batch_size: int = 16  # pairs per step
+    corruption: float = 0.0  # fraction of training labels flipped (WARM §4.2: 0.25)
+    checkpoint_steps: tuple[int, ...] = ()
+    lora_r: int = 8
+    lora_alpha: int = 16
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The shared head: logistic regression on frozen SFT features of the training pairs."""
+
+    n_pairs: int = 4000
+    l2: float = 1e-3
+
+
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """Bradley–Terry loss −log σ(r(x, y+) − r(x, y−))."""
+    return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+class PairSet:
+    """Tokenized comparison pairs, ready to score many models on the same batches."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, ds: Dataset, max_length: int):
+        prompts = D.prompts_of(ds)
+        texts = [p + " " + s for p, s in zip(prompts, ds["summary_0"])] + \
+                [p + " " + s for p, s in zip(prompts, ds["summary_1"])]
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        eos = tokenizer.eos_token_id
+        self.ids = [(x + [eos])[-max_length:] for x in ids]
+        self.pad_id = tokenizer.pad_token_id
+        self.n = len(ds)
+        self.choice = np.asarray(ds["choice"])
+        self.flipped = np.asarray(ds["flipped"]) if "flipped" in ds.column_names else None
+
+    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Left-padded batch of sequences `rows` (0..2n−1); the head reads the last token."""
+        width = max(len(self.ids[r]) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            seq = self.ids[r]
+            input_ids[i, width - len(seq):] = torch.tensor(seq)
+            mask[i, width - len(seq):] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def chosen_rejected(self, pair_rows: Sequence[int]) -> tuple[list[int], list[int]]:
+        ch = [r + self.n * int(self.choice[r]) for r in pair_rows]
+        rej = [r + self.n * (1 - int(self.choice[r])) for r in pair_rows]
+        return ch, rej
+
+
+def last_token_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Reward of each sequence: the head on the last token (inputs are left-padded)."""
+    device = next(model.parameters()).device
+    out = model(**{k: v.to(device) for k, v in batch.items()})
+    return out.logits[:, -1, 0] if out.logits.dim() == 3 else out.logits[:, 0]
+
+
+@torch.no_grad()
+def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 128) -> np.ndarray:
+    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1."""
+    model.eval()
+    order = sorted(range(2 * pairs.n), key=lambda r: len(pairs.ids[r]))  # little padding
+    scores = np.zeros(2 * pairs.n)
+    for i in range(0, len(order), batch_size):
+        rows = order[i: i + batch_size]
+        scores[rows] = last_token_scores(model, pairs.batch(rows)).float().cpu().numpy()
+    return scores.reshape(2, pairs.n)
+
+
+def accuracy(scores: np.ndarray, choice: np.ndarray) -> float:
+    """Pairwise accuracy of rewards (2, n) against labels; ties count as correct (WARM)."""
+    chosen = np.where(choice == 1, scores[1], scores[0])
+    rejected = np.where(choice == 1, scores[0], scores[1])
+    return float(np.mean(chosen >= rejected))
+
+
+def reward_model_from(lm_path: Path, head: dict[str, torch.Tensor] | None, dropout: float = 0.0,
+                      dtype: str = "float32") -> PreTrainedModel:
+    """A sequence-classification model (one output) on the weights of a causal LM, with `head`."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(lm_path), num_labels=1, dtype=getattr(torch, dtype), use_safetensors=True,
+        attention_dropout=dropout)
+    if head is not None:
+        model.score.load_state_dict(head)
+    return model
+
+
+@torch.no_grad()
+def last_token_features(backbone: PreTrainedModel, pairs: PairSet, rows: Sequence[int],
+                        batch_size: int = 128) -> torch.Tensor:
+    """Final hidden state at the last token, for a frozen linear probe."""
+    backbone.eval()
+    feats = []
+    for i in range(0, len(rows), batch_size):
+        batch = pairs.batch(rows[i: i + batch_size])
+        out = backbone.model(**batch)
+        feats.append(out.last_hidden_state[:, -1].double())
+    return torch.cat(feats)
+
+
+def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -> dict[str, torch.Tensor]:
+    """Train the reward head alone on frozen features (BT loss, L-BFGS): WARM's shared head."""
+    rows = list(range(min(cfg.n_pairs, pairs.n)))
+    ch, rej = pairs.chosen_rejected(rows)
+    diff = last_token_features(model, pairs, ch) - last_token_features(model, pairs, rej)
+    w = torch.zeros(diff.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=300, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = -F.logsigmoid(diff @ w).mean() + cfg.l2 * w.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {"weight": w.detach().float().reshape(1, -1).contiguous()}
+
+
+def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig,
+                       on_checkpoint: Callable[[int, PreTrainedModel], None] | None = None,
+                       desc: str = "RM") -> dict[str, list]:
+    """Bradley–Terry fine-tuning for `cfg.steps` steps; the data order is set by `cfg.seed`."""
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    order, cursor = rng.permutation(pairs.n), 0
+    history: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
+    model.train()
+    for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False, mininterval=5):
+        if cursor + cfg.batch_size > pairs.n:
+            order, cursor = rng.permutation(pairs.n), 0
+        rows = order[cursor: cursor + cfg.batch_size]
+        cursor += cfg.batch_size
+        ch, rej = pairs.chosen_rejected(rows)
+        r = last_token_scores(model, pairs.batch(ch + rej))
+        loss = bt_loss(r[: len(ch)], r[len(ch):])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        history["step"].append(step)
+        history["loss"].append(loss.item())
+        history["accuracy"].append(float((r[: len(ch)] >= r[len(ch):]).float().mean()))
+        if on_checkpoint is not None and step in cfg.checkpoint_steps:
+            on_checkpoint(step, model)
+            model.train()
+    model.eval()
+    return history
+
+
+def merged_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """Full weights of an RM; a peft model is merged first (W + B·A·scale; NF4 dequantized)."""
+    if hasattr(model, "get_base_model"):
+        return lora_merged_state_dict(model)
+    state = {k: v.detach().float().contiguous() if v.is_floating_point() else v.detach().contiguous()
+             for k, v in model.state_dict().items()}
+    return state
+
+
+def save_rm(model: PreTrainedModel, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(merged_state_dict(model), str(path / "rm.safetensors"))
+
+
+def load_rm_state(art: Artifact, checkpoint: int | None = None) -> dict[str, torch.Tensor]:
+    sub = "final" if checkpoint is None else f"checkpoint-{checkpoint}"
+    path = art.path / sub / "rm.safetensors"
+    if not path.exists():
+        have = sorted(p.name for p in art.path.iterdir() if p.is_dir())
+        raise ValueError(f"RM {art.key} has no {sub}; it keeps {have}")
+    return load_file(str(path))
+
+
+def history_of(art: Artifact) -> dict:
+    return json.loads((art.path / "meta.json").read_text())["history"]
+
+
+def lora_merged_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """Full weights of a peft LoRA model, W + B·A·scale per LoRA layer, plus its own heads.
+
+    Computed explicitly rather than with `merge_and_unload`, which would re-quantize an NF4 base:
+    for QLoRA the base is dequantized first, so the result is the dequantized base + ΔW.
+    """
+    inner = model.get_base_model()
+    out: dict[str, torch.Tensor] = {}
+    for key, value in inner.state_dict().items():
+        if "lora_" in key or ".base_layer." in key or ".original_module." in key:
+            continue
+        out[key.replace(".modules_to_save.default.", ".")] = value.detach().float().contiguous() \
+            if value.is_floating_point() else value.detach().contiguous()
+    for name, module in inner.named_modules():
+        if not (hasattr(module, "base_layer") and hasattr(module, "lora_A")):
+            continue
+        base = module.base_layer
+        if type(base).__name__ == "Linear4bit":
+            import bitsandbytes.functional as bnbf
+
+            weight = bnbf.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
+        else:
+            weight = base.weight.detach().float()
+        for adapter in module.active_adapters:
+            a, b = module.lora_A[adapter].weight.float(), module.lora_B[adapter].weight.float()
+            weight = weight + (b @ a) * module.scaling[adapter]
+        out[f"{name}.weight"] = weight.detach().contiguous()
+        if getattr(base, "bias", None) is not None:
+            out[f"{name}.bias"] = base.bias.detach().float().contiguous()
+    return out
+
+
+class RewardModels:
+    """Cached RM stages of a pipeline: the shared probe head, single RMs, their scores."""
+
+    def __init__(self, pipeline, probe: ProbeConfig | None = None):
+        self.pl = pipeline
+        self.cfg = pipeline.profile.rm
+        self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
+        self._pairsets: dict = {}
+
+    # ---- data ---------------------------------------------------------------------------------
+    def train_pairs(self, corruption: float) -> Dataset:
+        ds = self.pl.world.comparisons["train"]
+        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed) \
+            if corruption else ds
+
+    def eval_subsets(self, corruption: float) -> dict[str, Dataset]:
+        """WARM Fig. 4's subsets: train-corrupt (against the swapped labels), train-clean, ID
+        validation, OOD test; at most `n_eval` pairs each."""
+        n = self.cfg.n_eval
+        train = self.train_pairs(corruption)
+        flipped = np.asarray(train["flipped"])
+        out = {}
+        if corruption:
+            out["train-corrupt"] = train.select(np.flatnonzero(flipped)[:n])
+        out["train-clean"] = train.select(np.flatnonzero(~flipped)[:n])
+        out["ID val"] = self.pl.world.comparisons["validation"].select(
+            range(min(n, len(self.pl.world.comparisons["validation"]))))
+        out["OOD"] = self.pl.world.comparisons["test_ood"].select(
+            range(min(n, len(self.pl.world.comparisons["test_ood"]))))
+        return out
+
+    def pairset(self, name: str, ds: Dataset) -> PairSet:
+        if name not in self._pairsets:
+            self._pairsets[name] = PairSet(self.pl.tokenizer, ds, self.pl.profile.model.max_length)
+        return self._pairsets[name]
+
+    # ---- the pool -------------------------------------------------------------------------------
+    def member(self, i: int, corruption: float = 0.0) -> RMConfig:
+        """The i-th RM of the pool. Members 0–3 form WARM Fig. 3's ladder of diversity: 0 vs 1
+        differ by data order, 0 vs 2 also by learning rate, 0 vs 3 also by dropout and Baklava
+        init; later members cycle through the knobs."""
+        c = self.cfg
+        ladder = {0: (c.lrs[0], c.dropouts[0], c.baklava[0]),
+                  1: (c.lrs[0], c.dropouts[0], c.baklava[0]),
+                  2: (c.lrs[-1], c.dropouts[0], c.baklava[0]),
+                  3: (c.lrs[-1], c.dropouts[-1], c.baklava[-1])}
+        lr, dropout, init = ladder.get(i, (c.lrs[i % len(c.lrs)],
+                                           c.dropouts[(i // len(c.lrs)) % len(c.dropouts)],
+                                           c.baklava[i % len(c.baklava)]))
+        return RMConfig(seed=i, lr=lr, dropout=dropout, init_checkpoint=init, mode=c.mode,
+                        steps=c.steps, batch_size=c.batch_size, corruption=corruption,
+                        checkpoint_steps=(c.steps // 2,))
+
+    def pool(self, corruption: float = 0.0) -> list[RMConfig]:
+        return [self.member(i, corruption) for i in range(self.cfg.n_rms)]
+
+    # ---- stages ---------------------------------------------------------------------------------
+    def _lm_path(self, checkpoint: int | None) -> Path:
+        art = self.pl.sft_artifact()
+        return art.path / ("model" if checkpoint is None else f"checkpoint-{checkpoint}")
+
+    def head(self, corruption: float = 0.0, seed: int | None = None) -> dict[str, torch.Tensor]:
+        """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
+        featurizer for the no-pre-training control), cached."""
+        key = {"sft": self.pl.sft_key, "probe": self.probe_cfg, "corruption": corruption,
+               "random_seed": seed}
+
+        def build(tmp: Path) -> dict:
+            model = self._random_rm(seed) if seed is not None else \
+                reward_model_from(self._lm_path(None), None)
+            pairs = PairSet(self.pl.tokenizer, self.train_pairs(corruption),
+                            self.pl.profile.model.max_length)
+            save_file(fit_linear_probe(model, pairs, self.probe_cfg), str(tmp / "head.safetensors"))
+            return {}
+
+        art = self.pl.cache.stage("rm-probe", key, build)
+        return load_file(str(art.path / "head.safetensors"))
+
+    def _random_rm(self, seed: int) -> PreTrainedModel:
+        from transformers import LlamaForSequenceClassification
+
+        from .models import tiny_llama
+        lm = tiny_llama(self.pl.profile.model, self.pl.tokenizer, seed=1000 + seed)
+        torch.manual_seed(1000 + seed)
+        return LlamaForSequenceClassification(lm.config)
+
+    def build_model(self, cfg: RMConfig) -> PreTrainedModel:
+        """The RM of `cfg` before fine-tuning: featurizer init + shared head (+ LoRA)."""
+        if cfg.random_init:
+            model = self._random_rm(cfg.seed)
+            model.score.load_state_dict(self.head(cfg.corruption, seed=cfg.seed))
+            return model
+        head = self.head(cfg.corruption)
+        if cfg.mode == "full":
+            return reward_model_from(self._lm_path(cfg.init_checkpoint), head, cfg.dropout)
+        if cfg.mode not in ("lora", "qlora"):
+            raise ValueError(f"unknown RM mode {cfg.mode!r}; valid: full, lora, qlora")
+        from peft import LoraConfig, get_peft_model
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_compute_dtype=torch.float32) if cfg.mode == "qlora" else None
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(self._lm_path(cfg.init_checkpoint)), num_labels=1, quantization_config=quant,
+            use_safetensors=True, device_map={"": "cpu"} if quant else None)
+        model.score.load_state_dict(head)
+        lora = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                          lora_dropout=cfg.dropout,
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                          "up_proj", "down_proj"])
+        return get_peft_model(model, lora)
+
+    def rm_key(self, cfg: RMConfig) -> dict:
+        return {"sft": self.pl.sft_key, "probe": self.probe_cfg, "rm": cfg}
+
+    def artifact(self, cfg: RMConfig) -> Artifact:
+        """Train (or read back) the RM of `cfg`: final and intermediate weights, loss curve."""
+        def build(tmp: Path) -> dict:
+            model = self.build_model(cfg)
+            pairs = self.pairset(f"train-{cfg.corruption}", self.train_pairs(cfg.corruption))
+            history = train_reward_model(model, pairs, cfg,
+                                         on_checkpoint=lambda s, m: save_rm(m, tmp / f"checkpoint-{s}"),
+                                         desc=f"RM seed {cfg.seed}")
+            save_rm(model, tmp / "final")
+            return {"history": history}
+
+        return self.pl.cache.stage("rm", self.rm_key(cfg), build)
+
+    def state(self, cfg: RMConfig, checkpoint: int | None = None) -> dict[str, torch.Tensor]:
+        return load_rm_state(self.artifact(cfg), checkpoint)
+
+    def model_of(self, state: dict[str, torch.Tensor]) -> PreTrainedModel:
+        """An RM carrying the (e.g. weight-averaged) full state dict `state`."""
+        model = reward_model_from(self._lm_path(None), None)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if "lm_head" not in k]:
+            raise ValueError(f"state dict does not fit the RM: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+        return model.eval()
+
+    def scores(self, state: dict[str, torch.Tensor], name: str, ds: Dataset) -> np.ndarray:
+        """Rewards (2, n) of the RM with weights `state` on the pairs of `ds`."""
+        return score_pairs(self.model_of(state), self.pairset(name, ds))
