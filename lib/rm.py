@@ -309,7 +309,12 @@ class RewardModels:
     # ---- stages ---------------------------------------------------------------------------------
     def _lm_path(self, checkpoint: int | None) -> Path:
         art = self.pl.sft_artifact()
-        return art.path / ("model" if checkpoint is None else f"checkpoint-{checkpoint}")
+        path = art.path / ("model" if checkpoint is None else f"checkpoint-{checkpoint}")
+        if not path.exists():
+            have = sorted(p.name for p in art.path.glob("checkpoint-*"))
+            raise ValueError(f"Baklava init: SFT keeps no checkpoint at step {checkpoint} (it "
+                             f"keeps {have or 'none'}); add it to sft.checkpoint_steps")
+        return path
 
     def head(self, corruption: float = 0.0, seed: int | None = None) -> dict[str, torch.Tensor]:
         """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from lib.cache import ArtifactCache
+from lib.merge import weight_average
+from lib.pipeline import Pipeline
+from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, last_token_scores,
+                    lora_merged_state_dict, score_pairs)
+
+FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
+        "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.steps": 3}
+
+
+@pytest.fixture(scope="module")
+def rms(tmp_path_factory):
+    pl = Pipeline("smoke", FAST, cache=ArtifactCache(tmp_path_factory.mktemp("cache")))
+    return RewardModels(pl)
+
+
+def test_missing_baklava_checkpoint_is_a_clear_error(rms):
+    with pytest.raises(ValueError, match="SFT keeps no checkpoint at step 2"):
+        rms.build_model(rms.member(0).__class__(init_checkpoint=2))
+
+
+def test_bt_loss_by_hand():
+    loss = bt_loss(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0]))
+    expected = -(np.log(1 / (1 + np.exp(-2.0))) + np.log(0.5)) / 2
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_pool_shares_one_head_and_varies_the_knobs(rms):
+    pool = rms.pool()
+    heads = [rms.build_model(cfg).score.weight.detach() for cfg in pool]
+    assert all(torch.equal(h, heads[0]) for h in heads)  # bit-identical shared head
+    assert pool[0].lr == pool[1].lr and pool[0].seed != pool[1].seed  # data order only
+    assert pool[2].lr != pool[0].lr and pool[3].init_checkpoint != pool[0].init_checkpoint
+
+
+def test_rm_training_is_cached_and_keeps_checkpoints(rms):
+    cfg = rms.member(0)
+    builds = rms.pl.cache.builds
+    first = rms.state(cfg)
+    assert rms.pl.cache.builds > builds
+    builds = rms.pl.cache.builds
+    assert all(torch.equal(first[k], v) for k, v in rms.state(cfg).items())
+    assert rms.pl.cache.builds == builds  # the second call read the cache
+    mid = rms.state(cfg, checkpoint=cfg.steps // 2)
+    assert any(not torch.equal(first[k], mid[k]) for k in first)
+
+
+def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
+    ds = rms.pl.world.comparisons["validation"].select(range(12))
+    a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
+    sa, sb = rms.scores(a, "v", ds), rms.scores(b, "v", ds)
+    assert np.allclose(rms.scores(weight_average([a, a]), "v", ds), sa, atol=1e-5)
+    ens = (sa + sb) / 2
+    assert accuracy(ens, np.asarray(ds["choice"])) == pytest.approx(
+        np.mean(np.where(np.asarray(ds["choice"]) == 1, ens[1] >= ens[0], ens[0] >= ens[1])))
+
+
+def test_qlora_rm_step_lowers_the_loss_on_a_fixed_batch(rms):
+    cfg = rms.member(0).__class__(mode="qlora", lr=1e-2, steps=1)
+    model = rms.build_model(cfg)
+    assert "Linear4bit" in {type(m).__name__ for m in model.modules()}
+    pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["train"].select(range(8)), 160)
+    ch, rej = pairs.chosen_rejected(range(8))
+    batch = pairs.batch(ch + rej)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-2)
+    model.train()
+    r = last_token_scores(model, batch)
+    before = bt_loss(r[:8], r[8:])
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        r = last_token_scores(model, batch)
+    assert bt_loss(r[:8], r[8:]) < before
+
+
+def _two_lora_runs(rms):
+    base = rms.build_model(rms.member(0).__class__(mode="full"))
+    outs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = get_peft_model(rms.build_model(rms.member(0).__class__(mode="full")),
+                               LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                          init_lora_weights=False))
+        outs.append(model)
+    return base, outs
+
+
+def test_lora_average_uses_the_weight_updates(rms):
+    base, (m1, m2) = _two_lora_runs(rms)
+    s1, s2 = lora_merged_state_dict(m1), lora_merged_state_dict(m2)
+    merged1 = m1.merge_and_unload().state_dict()
+    assert all(torch.allclose(s1[k], merged1[k], atol=1e-6) for k in s1)  # = W + B·A·scale
+    avg = weight_average([s1, s2])
+    w0 = base.state_dict()
+    key = "model.layers.0.self_attn.q_proj.weight"
+    d1, d2 = s1[key] - w0[key], s2[key] - w0[key]
+    assert torch.allclose(avg[key], w0[key] + (d1 + d2) / 2, atol=1e-6)  # mean of the ΔW
+
+
+def test_peft_cat_combination_matches_merged_delta_average(rms):
+    torch.manual_seed(0)
+    model = get_peft_model(rms.build_model(rms.member(0).__class__(mode="full")),
+                           LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                      init_lora_weights=False), adapter_name="a")
+    model.add_adapter("b", LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                      init_lora_weights=False))
+    states = []
+    for name in ("a", "b"):
+        model.set_adapter(name)
+        states.append(lora_merged_state_dict(model))
+    model.add_weighted_adapter(["a", "b"], [0.5, 0.5], "avg", combination_type="cat")
+    model.set_adapter("avg")
+    cat = lora_merged_state_dict(model)
+    avg = weight_average(states)
+    featurizer = [k for k in cat if k.startswith("model.")]
+    assert featurizer and all(torch.allclose(cat[k], avg[k], atol=1e-6) for k in featurizer)
