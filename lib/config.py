@@ -88,7 +88,7 @@ class WorldCheckConfig:
 class RMPoolConfig:
     """The pool of reward models (WARM §4): M runs from one SFT init and one shared head."""
 
-    n_rms: int = 10
+    n_rms: int = 6  # WARM trains 10; 6 fit the default profile's CPU budget (WARM M=6 is the largest used)
     steps: int = 80
     batch_size: int = 16  # pairs per step
     lrs: tuple[float, ...] = (1e-4, 3e-4)

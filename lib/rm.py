@@ -338,6 +338,7 @@ class RewardModels:
 
         from .models import tiny_llama
         lm = tiny_llama(self.pl.profile.model, self.pl.tokenizer, seed=1000 + seed)
+        lm.config.num_labels = 1
         torch.manual_seed(1000 + seed)
         return LlamaForSequenceClassification(lm.config)
 
@@ -386,15 +387,42 @@ class RewardModels:
     def state(self, cfg: RMConfig, checkpoint: int | None = None) -> dict[str, torch.Tensor]:
         return load_rm_state(self.artifact(cfg), checkpoint)
 
-    def model_of(self, state: dict[str, torch.Tensor]) -> PreTrainedModel:
-        """An RM carrying the (e.g. weight-averaged) full state dict `state`."""
-        model = reward_model_from(self._lm_path(None), None)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+    def model_of(self, state: dict[str, torch.Tensor], copy: bool = True) -> PreTrainedModel:
+        """An RM carrying the (e.g. weight-averaged) full state dict `state`. With `copy=False`
+        the one shared template is reloaded in place (fast, for scoring one model at a time)."""
+        if getattr(self, "_template", None) is None:
+            self._template = reward_model_from(self._lm_path(None), None).eval()
+        missing, unexpected = self._template.load_state_dict(state, strict=False)
         if unexpected or [k for k in missing if "lm_head" not in k]:
             raise ValueError(f"state dict does not fit the RM: missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}")
-        return model.eval()
+        if not copy:
+            return self._template
+        import copy as _copy
+        return _copy.deepcopy(self._template)
 
     def scores(self, state: dict[str, torch.Tensor], name: str, ds: Dataset) -> np.ndarray:
         """Rewards (2, n) of the RM with weights `state` on the pairs of `ds`."""
-        return score_pairs(self.model_of(state), self.pairset(name, ds))
+        return score_pairs(self.model_of(state, copy=False), self.pairset(name, ds))
+
+    def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
+                      subsets: dict[str, Dataset], lambdas: Sequence[float]) -> "pd.DataFrame":
+        """Accuracy along λ of WA (weights (1−λ)θ1 + λθ2), ENS ((1−λ)r1 + λr2) and the diagonal
+        ((1−λ)acc1 + λacc2), on each subset (WARM Fig. 3 and 4). Endpoints are scored once."""
+        import pandas as pd
+
+        from .merge import weight_average
+
+        rows = []
+        ends = {name: (self.scores(theta_1, name, ds), self.scores(theta_2, name, ds))
+                for name, ds in subsets.items()}
+        for lam in lambdas:
+            wa_state = None if lam in (0.0, 1.0) else weight_average([theta_1, theta_2], [1 - lam, lam])
+            for name, ds in subsets.items():
+                y = np.asarray(ds["choice"])
+                s1, s2 = ends[name]
+                wa = s1 if lam == 0.0 else s2 if lam == 1.0 else self.scores(wa_state, name, ds)
+                rows.append({"lambda": lam, "subset": name, "WA": accuracy(wa, y),
+                             "ENS": accuracy((1 - lam) * s1 + lam * s2, y),
+                             "diag": (1 - lam) * accuracy(s1, y) + lam * accuracy(s2, y)})
+        return pd.DataFrame(rows)
