@@ -16,6 +16,11 @@ CLAIM_KEYS = ("id", "paper", "figure", "claim", "metric", "value", "holds", "not
 BENCH_KEYS = ("name", "ours", "baseline", "ratio", "unit", "device", "profile")
 
 
+def _cell(text: Any) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|")
+
+
 def _read(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
@@ -74,8 +79,8 @@ def write_report(results: Path) -> Path:
              "|---|---|---|---|---|---|---|"]
     for c in claims:
         value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.4g}"
-        lines.append(f"| {c['notebook']} | {c['paper']} | {c['figure']} | {c['claim']} | "
-                     f"{c['metric']} | {value} | {'yes' if c['holds'] else '**no**'} |")
+        lines.append(f"| {c['notebook']} | {c['paper']} | {c['figure']} | {_cell(c['claim'])} | "
+                     f"{_cell(c['metric'])} | {value} | {'yes' if c['holds'] else '**no**'} |")
     held = sum(c["holds"] for c in claims)
     lines += ["", f"{held} of {len(claims)} claims hold at this scale.", "", "## Benchmarks", "",
               "| name | ours | baseline | ratio | unit | device | profile |",
@@ -89,7 +94,33 @@ def write_report(results: Path) -> Path:
         lines += [f"### {png.stem}", "", f"![{png.stem}](figures/{png.name})", ""]
     path = results / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
+    _update_readme(results, claims)
     return path
+
+
+README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
+
+
+def _update_readme(results: Path, claims: list[dict]) -> None:
+    """Refresh the README's claims table from the committed (`default`) results."""
+    from .config import ROOT
+
+    readme = ROOT / "README.md"
+    if results.resolve() != (ROOT / "results").resolve() or not readme.exists():
+        return
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    rows = ["| notebook | paper, figure | claim | measured | holds |", "|---|---|---|---|---|"]
+    for c in claims:
+        if c["profile"] != "default":
+            continue
+        value = f"{c['value']:.4g}" if isinstance(c["value"], float) else c["value"]
+        rows.append(f"| {c['notebook']} | {c['paper']}, {c['figure']} | {_cell(c['claim'])} | "
+                    f"{_cell(c['metric'])}: {value} | {'yes' if c['holds'] else '**no**'} |")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    readme.write_text(head + README_START + "\n" + "\n".join(rows) + "\n" + README_END + tail)
 
 
 if __name__ == "__main__":
