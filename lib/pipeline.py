@@ -13,7 +13,6 @@ from typing import Any
 
 import datasets
 import numpy as np
-import torch
 import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 

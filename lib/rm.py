@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Pr
 
 from . import data as D
 from .cache import Artifact
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -406,7 +409,7 @@ class RewardModels:
         return score_pairs(self.model_of(state, copy=False), self.pairset(name, ds))
 
     def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
-                      subsets: dict[str, Dataset], lambdas: Sequence[float]) -> "pd.DataFrame":
+                      subsets: dict[str, Dataset], lambdas: Sequence[float]) -> "pandas.DataFrame":
         """Accuracy along λ of WA (weights (1−λ)θ1 + λθ2), ENS ((1−λ)r1 + λr2) and the diagonal
         ((1−λ)acc1 + λacc2), on each subset (WARM Fig. 3 and 4). Endpoints are scored once."""
         import pandas as pd

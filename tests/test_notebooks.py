@@ -1,7 +1,6 @@
 """Every notebook: committed without outputs, has a `parameters` cell, and runs on `smoke`."""
 
 import json
-from pathlib import Path
 
 import nbformat
 import pytest

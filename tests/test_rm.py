@@ -7,7 +7,7 @@ from lib.cache import ArtifactCache
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
 from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, last_token_scores,
-                    lora_merged_state_dict, score_pairs)
+                    lora_merged_state_dict)
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
         "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.steps": 3}
