@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig,
                           LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast)
 
@@ -97,12 +97,3 @@ def load_model(path_or_name: Path | str, *, load_in_4bit: bool = False, lora: di
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
     return model
-
-
-def state_dict_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of a model's state dict (what lib.merge works on)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))

@@ -328,8 +328,7 @@ class RewardModels:
         def build(tmp: Path) -> dict:
             model = self._random_rm(seed) if seed is not None else \
                 reward_model_from(self._lm_path(None), None)
-            pairs = PairSet(self.pl.tokenizer, self.train_pairs(corruption),
-                            self.pl.profile.model.max_length)
+            pairs = self.pairset(f"train-{corruption}", self.train_pairs(corruption))
             save_file(fit_linear_probe(model, pairs, self.probe_cfg), str(tmp / "head.safetensors"))
             return {}
 
