@@ -22,6 +22,30 @@ def pairwise_accuracy(r_chosen: ArrayLike, r_rejected: ArrayLike) -> float:
     return float(np.mean(_np(r_chosen) >= _np(r_rejected)))
 
 
+def choice_accuracy(r_0: ArrayLike, r_1: ArrayLike, choice: ArrayLike) -> float:
+    """Pairwise accuracy of rewards of summary_0 / summary_1 against labels `choice` (1: summary_1
+    preferred); ties count as correct."""
+    r_0, r_1, c = _np(r_0), _np(r_1), np.asarray(choice)
+    return pairwise_accuracy(np.where(c == 1, r_1, r_0), np.where(c == 1, r_0, r_1))
+
+
+def fit_bradley_terry(diff: torch.Tensor, l2: float, max_iter: int = 200) -> torch.Tensor:
+    """Linear Bradley–Terry reward w on feature differences φ(y+) − φ(y−), shaped (pairs, d):
+    argmin −mean log σ(diff·w) + l2·‖w‖², by L-BFGS in float64 (deterministic)."""
+    diff = diff.double()
+    w = torch.zeros(diff.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = -torch.nn.functional.logsigmoid(diff @ w).mean() + l2 * w.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach()
+
+
 def bon_kl(n: int) -> float:
     """KL(best-of-n ‖ base) = log n − (n − 1)/n (Stiennon et al.; Beirami et al. show it bounds)."""
     if n < 1:

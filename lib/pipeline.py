@@ -136,17 +136,23 @@ class Pipeline:
             return {"history": history}
         return self.cache.stage("sft", self.sft_key, build)
 
-    def load(self, stage: str, checkpoint: int | None = None) -> PreTrainedModel:
-        """A fresh copy of the model of `stage` ('pretrain' or 'sft'), or an SFT checkpoint."""
+    def model_path(self, stage: str, checkpoint: int | None = None) -> Path:
+        """Directory of the model of `stage` ('pretrain' or 'sft'), or of one of its checkpoints."""
         artifacts = {"pretrain": self.pretrained_artifact, "sft": self.sft_artifact}
         if stage not in artifacts:
             raise ValueError(f"unknown model stage {stage!r}; valid: {', '.join(artifacts)}")
         art = artifacts[stage]()
-        sub = "model" if checkpoint is None else f"checkpoint-{checkpoint}"
-        if not (art.path / sub).exists():
+        path = art.path / ("model" if checkpoint is None else f"checkpoint-{checkpoint}")
+        if not path.exists():
             have = sorted(p.name for p in art.path.glob("checkpoint-*"))
-            raise ValueError(f"{stage} has no {sub}; it keeps: {have or 'no checkpoints'}")
-        model = load_model(art.path / sub, dtype=self.profile.model.dtype, device=self.profile.device)
+            raise ValueError(f"{stage.upper()} keeps no checkpoint at step {checkpoint} (no "
+                             f"checkpoint-{checkpoint}; it keeps {have or 'none'}); add the step "
+                             f"to {stage}.checkpoint_steps")
+        return path
+
+    def load(self, stage: str, checkpoint: int | None = None) -> PreTrainedModel:
+        """A fresh copy of the model of `stage` ('pretrain' or 'sft'), or of a checkpoint."""
+        model = load_model(self.model_path(stage, checkpoint), dtype=self.profile.model.dtype, device=self.profile.device)
         model.eval()
         return model
 

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .evaluate import choice_accuracy, fit_bradley_terry
 from .world import normalize
 
 
@@ -39,24 +40,13 @@ class BagOfWordsProxy:
     @classmethod
     def fit(cls, posts: Sequence[str], summary_0: Sequence[str], summary_1: Sequence[str],
             choice: Sequence[int], l2: float = 1e-3, min_count: int = 2) -> "BagOfWordsProxy":
-        """Maximum-likelihood Bradley–Terry fit with L2, by L-BFGS (deterministic)."""
+        """Maximum-likelihood Bradley–Terry fit with L2 (`lib.evaluate.fit_bradley_terry`)."""
         counts = Counter(w for s in list(summary_0) + list(summary_1) for w in normalize(s).split())
         vocab = {w: i for i, w in enumerate(sorted(w for w, c in counts.items()
                                                    if c >= min_count and w not in ".?,;!"))}
-        diff = torch.tensor(cls.features(vocab, posts, summary_1)
-                            - cls.features(vocab, posts, summary_0))
-        y = torch.tensor(np.asarray(choice), dtype=torch.float64)
-        w = torch.zeros(diff.shape[1], dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([w], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(diff @ w, y) + l2 * w.square().sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        return cls(vocab, w.detach().numpy())
+        sign = np.where(np.asarray(choice) == 1, 1.0, -1.0)[:, None]  # orient chosen − rejected
+        diff = sign * (cls.features(vocab, posts, summary_1) - cls.features(vocab, posts, summary_0))
+        return cls(vocab, fit_bradley_terry(torch.tensor(diff), l2).numpy())
 
     def score(self, posts: Sequence[str], summaries: Sequence[str]) -> np.ndarray:
         return self.features(self.vocab, posts, summaries) @ self.weights
@@ -64,7 +54,4 @@ class BagOfWordsProxy:
     def accuracy(self, posts: Sequence[str], summary_0: Sequence[str], summary_1: Sequence[str],
                  choice: Sequence[int]) -> float:
         """Pairwise accuracy against `choice` (ties count as correct)."""
-        r0, r1 = self.score(posts, summary_0), self.score(posts, summary_1)
-        c = np.asarray(choice)
-        chosen, rejected = np.where(c == 1, r1, r0), np.where(c == 1, r0, r1)
-        return float(np.mean(chosen >= rejected))
+        return choice_accuracy(self.score(posts, summary_0), self.score(posts, summary_1), choice)

@@ -25,6 +25,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Pr
 
 from . import data as D
 from .cache import Artifact
+from .evaluate import choice_accuracy, fit_bradley_terry
 
 if TYPE_CHECKING:
     import pandas
@@ -114,9 +115,7 @@ def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 128) -
 
 def accuracy(scores: np.ndarray, choice: np.ndarray) -> float:
     """Pairwise accuracy of rewards (2, n) against labels; ties count as correct (WARM)."""
-    chosen = np.where(choice == 1, scores[1], scores[0])
-    rejected = np.where(choice == 1, scores[0], scores[1])
-    return float(np.mean(chosen >= rejected))
+    return choice_accuracy(scores[0], scores[1], choice)
 
 
 def reward_model_from(lm_path: Path, head: dict[str, torch.Tensor] | None, dropout: float = 0.0,
@@ -148,17 +147,8 @@ def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -
     rows = list(range(min(cfg.n_pairs, pairs.n)))
     ch, rej = pairs.chosen_rejected(rows)
     diff = last_token_features(model, pairs, ch) - last_token_features(model, pairs, rej)
-    w = torch.zeros(diff.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=300, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = -F.logsigmoid(diff @ w).mean() + cfg.l2 * w.square().sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return {"weight": w.detach().float().reshape(1, -1).contiguous()}
+    w = fit_bradley_terry(diff, cfg.l2, max_iter=300)
+    return {"weight": w.float().reshape(1, -1).contiguous()}
 
 
 def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig,
@@ -311,13 +301,7 @@ class RewardModels:
 
     # ---- stages ---------------------------------------------------------------------------------
     def _lm_path(self, checkpoint: int | None) -> Path:
-        art = self.pl.sft_artifact()
-        path = art.path / ("model" if checkpoint is None else f"checkpoint-{checkpoint}")
-        if not path.exists():
-            have = sorted(p.name for p in art.path.glob("checkpoint-*"))
-            raise ValueError(f"Baklava init: SFT keeps no checkpoint at step {checkpoint} (it "
-                             f"keeps {have or 'none'}); add it to sft.checkpoint_steps")
-        return path
+        return self.pl.model_path("sft", checkpoint)
 
     def head(self, corruption: float = 0.0, seed: int | None = None) -> dict[str, torch.Tensor]:
         """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
