@@ -85,6 +85,15 @@ class WorldCheckConfig:
 
 
 @dataclass(frozen=True)
+class BestOfNConfig:
+    """Notebook 03's sample pool: K SFT samples per prompt, scored once by every RM (WARM §5.1).
+    The default profile's values equal its world check's, so both notebooks share one pool."""
+
+    n_prompts: int = 32
+    k: int = 256  # best-of-N for N = 1, 2, 4, …, K
+
+
+@dataclass(frozen=True)
 class RMPoolConfig:
     """The pool of reward models (WARM §4): M runs from one SFT init and one shared head."""
 
@@ -101,6 +110,60 @@ class RMPoolConfig:
 
 
 @dataclass(frozen=True)
+class RLConfig:
+    """One RL fine-tuning run: every knob of the loop."""
+
+    steps: int = 100
+    prompts_per_step: int = 16
+    k: int = 4  # samples per prompt, for the leave-one-out baseline
+    lr: float = 1e-4  # Adam
+    beta: float = 0.05  # KL coefficient
+    kl_estimator: str = "k1"  # k1 | k3
+    temperature: float = 0.9
+    max_new_tokens: int = 32
+    anchor: str = "init"  # init: the frozen initial policy | ema: an EMA of the policy (WARP)
+    ema_mu: float = 0.01  # θ_ema ← (1−μ)·θ_ema + μ·θ
+    mode: str = "full"  # full | lora | qlora
+    lora_r: int = 8
+    lora_alpha: int = 16
+    eval_every: int = 10
+    n_eval_samples: int = 1  # samples per eval prompt
+    grad_clip: float = 1.0  # max gradient norm (0: no clipping)
+    seed: int = 0
+
+    def __post_init__(self):
+        choices = {"kl_estimator": ("k1", "k3"), "anchor": ("init", "ema"),
+                   "mode": ("full", "lora", "qlora")}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if self.k < 2:
+            raise ValueError(f"k must be ≥ 2 for the leave-one-out baseline, got {self.k}")
+        positive = {"prompts_per_step": self.prompts_per_step, "lr": self.lr,
+                    "temperature": self.temperature, "max_new_tokens": self.max_new_tokens,
+                    "lora_r": self.lora_r, "lora_alpha": self.lora_alpha,
+                    "eval_every": self.eval_every, "n_eval_samples": self.n_eval_samples}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        for name in ("steps", "beta", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not 0.0 < self.ema_mu <= 1.0:
+            raise ValueError(f"ema_mu must be in (0, 1], got {self.ema_mu}")
+
+
+@dataclass(frozen=True)
+class RLSetup:
+    """RL fine-tuning of the SFT policy against a reward model (WARM §5.2; notebooks 04, 05)."""
+
+    run: RLConfig = field(default_factory=RLConfig)
+    n_prompts: int = 2000  # SFT-train posts used as RL prompts
+    n_eval_prompts: int = 64  # SFT-validation posts sampled at every eval step
+    betas: tuple[float, ...] = (0.01, 0.03, 0.1)  # the KL sweep of Fig. 8c
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -109,6 +172,8 @@ class Profile:
     sft: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(steps=150, lr=1e-3))
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     world_check: WorldCheckConfig = field(default_factory=WorldCheckConfig)
+    bon: BestOfNConfig = field(default_factory=BestOfNConfig)
+    rl: RLSetup = field(default_factory=RLSetup)
     rm: RMPoolConfig = field(default_factory=RMPoolConfig)
     device: str = "cpu"
     n_eval_posts: int = 64  # posts whose samples notebooks show and score
@@ -126,6 +191,10 @@ PROFILES: dict[str, Profile] = {
                           checkpoint_steps=(3,)),
         sampling=SamplingConfig(max_new_tokens=24, batch_size=64),
         world_check=WorldCheckConfig(n_prompts=6, pool_size=16),
+        bon=BestOfNConfig(n_prompts=6, k=16),
+        rl=RLSetup(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
+                                n_eval_samples=2),
+                   n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
         rm=RMPoolConfig(n_rms=4, steps=4, batch_size=4, baklava=(None, 3), probe_pairs=100,
                         n_eval=40),
         n_eval_posts=8,
@@ -137,6 +206,9 @@ PROFILES: dict[str, Profile] = {
                           checkpoint_steps=(60, 90)),
         sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
         world_check=WorldCheckConfig(n_prompts=32, pool_size=256),
+        rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=3e-5, beta=0.05, eval_every=10,
+                                n_eval_samples=2),
+                   betas=(0.01, 0.05, 0.2)),
     ),
     "gpu": Profile(
         name="gpu",
@@ -147,6 +219,7 @@ PROFILES: dict[str, Profile] = {
         sft=LMTrainConfig(steps=2_000, batch_size=32, lr=2e-4),
         sampling=SamplingConfig(temperature=0.9, max_new_tokens=53, batch_size=64),
         world_check=WorldCheckConfig(n_prompts=256, pool_size=256),
+        bon=BestOfNConfig(n_prompts=512, k=64),
         device="cuda",
         n_eval_posts=256,
     ),

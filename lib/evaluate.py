@@ -65,26 +65,55 @@ def best_of_n_weights(k: int, n: int) -> np.ndarray:
     return np.where(i >= n, np.exp(logw), 0.0)
 
 
+def pick_probabilities(proxy_scores: ArrayLike, n: int) -> np.ndarray:
+    """P(sample j is the one best-of-n picks), shaped (prompts, K) like `proxy_scores`.
+
+    Best-of-n draws n of the K pool samples of a prompt uniformly without replacement and keeps the
+    one with the highest proxy score; the i-th smallest of K is the pick with probability
+    C(i−1, n−1)/C(K, n). Ties in proxy score are broken uniformly at random: tied samples share
+    the probability of their run of ranks equally.
+    """
+    proxy = _np(proxy_scores)
+    if proxy.ndim != 2:
+        raise ValueError(f"proxy scores must be (prompts, K); got shape {proxy.shape}")
+    weights = best_of_n_weights(proxy.shape[1], n)
+    order = np.argsort(proxy, axis=1, kind="stable")
+    probs = np.zeros_like(proxy)
+    for row in range(proxy.shape[0]):
+        w = weights.copy()
+        _, start, counts = np.unique(proxy[row, order[row]], return_index=True, return_counts=True)
+        for s, c in zip(start, counts):
+            if c > 1:
+                w[s: s + c] = w[s: s + c].mean()
+        probs[row, order[row]] = w
+    return probs
+
+
 def best_of_n(proxy_scores: ArrayLike, gold_scores: ArrayLike, n: int) -> np.ndarray:
     """Unbiased expected gold score of best-of-n under the proxy, per prompt.
 
     Inputs are shaped (prompts, K), K ≥ n samples per prompt; the gold score counted is always
-    that of the sample the proxy picked. Ties in proxy score are broken uniformly at random (in
-    expectation: tied samples share their mean gold score).
+    that of the sample the proxy picked (`pick_probabilities`: ties in proxy score are broken
+    uniformly at random, so tied samples share their mean gold score).
     """
     proxy, gold = _np(proxy_scores), _np(gold_scores)
     if proxy.shape != gold.shape or proxy.ndim != 2:
         raise ValueError(f"proxy and gold scores must both be (prompts, K); got {proxy.shape} "
                          f"and {gold.shape}")
-    order = np.argsort(proxy, axis=1, kind="stable")
-    p_sorted = np.take_along_axis(proxy, order, axis=1)
-    g_sorted = np.take_along_axis(gold, order, axis=1)
-    for row in range(p_sorted.shape[0]):  # average gold over runs of tied proxy scores
-        _, start, counts = np.unique(p_sorted[row], return_index=True, return_counts=True)
-        for s, c in zip(start, counts):
-            if c > 1:
-                g_sorted[row, s: s + c] = g_sorted[row, s: s + c].mean()
-    return g_sorted @ best_of_n_weights(proxy.shape[1], n)
+    return (pick_probabilities(proxy, n) * gold).sum(1)
+
+
+def best_of_n_win_rate(proxy_a: ArrayLike, n_a: int, proxy_b: ArrayLike, n_b: int,
+                       gold_scores: ArrayLike) -> float:
+    """P(gold of A's best-of-n_a pick > gold of B's best-of-n_b pick) + ½·P(equal), exactly, for
+    independent draws from one pool (prompts, K), averaged over prompts. `n_b = 1` is a random
+    sample of the policy (B's proxy is then irrelevant)."""
+    gold = _np(gold_scores)
+    pa, pb = pick_probabilities(proxy_a, n_a), pick_probabilities(proxy_b, n_b)
+    if pa.shape != gold.shape or pb.shape != gold.shape:
+        raise ValueError("proxy and gold scores must share one (prompts, K) shape")
+    beats = (gold[:, :, None] > gold[:, None, :]) + 0.5 * (gold[:, :, None] == gold[:, None, :])
+    return float(np.einsum("pi,pij,pj->p", pa, beats, pb).mean())
 
 
 def gold_scores(posts: Sequence[str], samples: Sequence[Sequence[str]]) -> np.ndarray:
@@ -96,3 +125,13 @@ def win_rate(scores_a: ArrayLike, scores_b: ArrayLike) -> float:
     """P(a > b) + ½·P(a = b) over paired comparisons (same prompts)."""
     a, b = _np(scores_a), _np(scores_b)
     return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+def win_rate_per_prompt(scores_a: ArrayLike, scores_b: ArrayLike) -> float:
+    """P(a > b) + ½·P(a = b) over every pair of a sample of A and a sample of B for the same
+    prompt, averaged over prompts; inputs shaped (prompts, samples per prompt)."""
+    a, b = _np(scores_a), _np(scores_b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"scores must be (prompts, samples) for the same prompts; got {a.shape}, {b.shape}")
+    d = a[:, :, None] - b[:, None, :]
+    return float(np.mean((d > 0) + 0.5 * (d == 0)))

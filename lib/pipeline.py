@@ -160,12 +160,16 @@ class Pipeline:
         art = {"pretrain": self.pretrained_artifact, "sft": self.sft_artifact}[stage]()
         return json.loads((art.path / "meta.json").read_text())["history"]
 
+    def pool_key(self, stage: str, n_prompts: int, k: int) -> dict:
+        """The cache key of `sample_pool(stage, n_prompts, k)`."""
+        policy_key = {"pretrain": self.pretrain_key, "sft": self.sft_key}[stage]
+        return {"policy": policy_key, "stage": stage, "n_prompts": n_prompts, "k": k,
+                "sampling": self.profile.sampling}
+
     def sample_pool(self, stage: str, n_prompts: int, k: int) -> dict:
         """K samples per prompt from the `stage` policy on the first `n_prompts` SFT-validation
         posts, with their gold rewards; cached, so every notebook scores the same samples."""
-        policy_key = {"pretrain": self.pretrain_key, "sft": self.sft_key}[stage]
-        key = {"policy": policy_key, "stage": stage, "n_prompts": n_prompts, "k": k,
-               "sampling": self.profile.sampling}
+        key = self.pool_key(stage, n_prompts, k)
         posts = self.world.sft["validation"].select(range(min(n_prompts,
                                                               len(self.world.sft["validation"]))))
 
@@ -181,4 +185,4 @@ class Pipeline:
         pool = json.loads((art.path / "pool.json").read_text())
         return {"posts": posts, "samples": pool["samples"],
                 "gold": None if pool["gold"] is None else np.asarray(pool["gold"]),
-                "stats": art.meta["sampling"]}
+                "stats": art.meta["sampling"], "key": key}

@@ -62,31 +62,42 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(r_chosen - r_rejected).mean()
 
 
+def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], summaries: Sequence[str],
+           max_length: int) -> list[list[int]]:
+    """Token ids of `prompt + " " + summary + EOS`, cut on the left to `max_length`: what an RM reads
+    (the head reads the EOS, the last token)."""
+    texts = [p + " " + s for p, s in zip(prompts, summaries)]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    return [(x + [eos])[-max_length:] for x in ids]
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """A left-padded batch (the head reads the last position)."""
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        input_ids[i, width - len(seq):] = torch.tensor(seq)
+        mask[i, width - len(seq):] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
 class PairSet:
     """Tokenized comparison pairs, ready to score many models on the same batches."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, ds: Dataset, max_length: int):
         prompts = D.prompts_of(ds)
-        texts = [p + " " + s for p, s in zip(prompts, ds["summary_0"])] + \
-                [p + " " + s for p, s in zip(prompts, ds["summary_1"])]
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        eos = tokenizer.eos_token_id
-        self.ids = [(x + [eos])[-max_length:] for x in ids]
+        self.ids = encode(tokenizer, prompts + prompts, list(ds["summary_0"]) + list(ds["summary_1"]),
+                          max_length)
         self.pad_id = tokenizer.pad_token_id
         self.n = len(ds)
         self.choice = np.asarray(ds["choice"])
         self.flipped = np.asarray(ds["flipped"]) if "flipped" in ds.column_names else None
 
     def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Left-padded batch of sequences `rows` (0..2n−1); the head reads the last token."""
-        width = max(len(self.ids[r]) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            seq = self.ids[r]
-            input_ids[i, width - len(seq):] = torch.tensor(seq)
-            mask[i, width - len(seq):] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
+        """Left-padded batch of sequences `rows` (0..2n−1: summary_0 of every pair, then summary_1)."""
+        return left_pad([self.ids[r] for r in rows], self.pad_id)
 
     def chosen_rejected(self, pair_rows: Sequence[int]) -> tuple[list[int], list[int]]:
         ch = [r + self.n * int(self.choice[r]) for r in pair_rows]
@@ -102,15 +113,22 @@ def last_token_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) ->
 
 
 @torch.no_grad()
-def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 128) -> np.ndarray:
-    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1."""
+def score_sequences(model: PreTrainedModel, seqs: Sequence[Sequence[int]], pad_id: int,
+                    batch_size: int = 128) -> np.ndarray:
+    """Reward of every token sequence, batched by length (little padding)."""
     model.eval()
-    order = sorted(range(2 * pairs.n), key=lambda r: len(pairs.ids[r]))  # little padding
-    scores = np.zeros(2 * pairs.n)
+    order = sorted(range(len(seqs)), key=lambda r: len(seqs[r]))
+    scores = np.zeros(len(seqs))
     for i in range(0, len(order), batch_size):
         rows = order[i: i + batch_size]
-        scores[rows] = last_token_scores(model, pairs.batch(rows)).float().cpu().numpy()
-    return scores.reshape(2, pairs.n)
+        scores[rows] = last_token_scores(model, left_pad([seqs[r] for r in rows], pad_id)) \
+            .float().cpu().numpy()
+    return scores
+
+
+def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 128) -> np.ndarray:
+    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1."""
+    return score_sequences(model, pairs.ids, pairs.pad_id, batch_size).reshape(2, pairs.n)
 
 
 def accuracy(scores: np.ndarray, choice: np.ndarray) -> float:
@@ -151,11 +169,24 @@ def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -
     return {"weight": w.float().reshape(1, -1).contiguous()}
 
 
+# Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
+RM_VERSION = 2
+# The data order draws from its own stream: a plain `default_rng(seed)` would replay the label
+# corruption's permutation (`lib.world.corrupt_labels`, seeded with the world seed) for the RM whose
+# seed equals the world seed, and that RM would see only the flipped pairs first.
+_DATA_ORDER_STREAM = 0x5244  # "RD"
+
+
+def data_order_rng(seed: int) -> np.random.Generator:
+    """The generator of an RM's data order, independent of every other seeded stream."""
+    return np.random.default_rng([seed, _DATA_ORDER_STREAM])
+
+
 def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig,
                        on_checkpoint: Callable[[int, PreTrainedModel], None] | None = None,
                        desc: str = "RM") -> dict[str, list]:
     """Bradley–Terry fine-tuning for `cfg.steps` steps; the data order is set by `cfg.seed`."""
-    rng = np.random.default_rng(cfg.seed)
+    rng = data_order_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -211,6 +242,22 @@ def history_of(art: Artifact) -> dict:
     return json.loads((art.path / "meta.json").read_text())["history"]
 
 
+@torch.no_grad()
+def merged_lora_weight(module: torch.nn.Module) -> torch.Tensor:
+    """W + B·A·scale of one LoRA-adapted linear layer, float32 (an NF4 base is dequantized)."""
+    base = module.base_layer
+    if type(base).__name__ == "Linear4bit":
+        import bitsandbytes.functional as bnbf
+
+        weight = bnbf.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
+    else:
+        weight = base.weight.detach().float()
+    for adapter in module.active_adapters:
+        a, b = module.lora_A[adapter].weight.float(), module.lora_B[adapter].weight.float()
+        weight = weight + (b @ a) * module.scaling[adapter]
+    return weight
+
+
 def lora_merged_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     """Full weights of a peft LoRA model, W + B·A·scale per LoRA layer, plus its own heads.
 
@@ -228,16 +275,7 @@ def lora_merged_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
         if not (hasattr(module, "base_layer") and hasattr(module, "lora_A")):
             continue
         base = module.base_layer
-        if type(base).__name__ == "Linear4bit":
-            import bitsandbytes.functional as bnbf
-
-            weight = bnbf.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
-        else:
-            weight = base.weight.detach().float()
-        for adapter in module.active_adapters:
-            a, b = module.lora_A[adapter].weight.float(), module.lora_B[adapter].weight.float()
-            weight = weight + (b @ a) * module.scaling[adapter]
-        out[f"{name}.weight"] = weight.detach().contiguous()
+        out[f"{name}.weight"] = merged_lora_weight(module).contiguous()
         if getattr(base, "bias", None) is not None:
             out[f"{name}.bias"] = base.bias.detach().float().contiguous()
     return out
@@ -355,7 +393,7 @@ class RewardModels:
         return get_peft_model(model, lora)
 
     def rm_key(self, cfg: RMConfig) -> dict:
-        return {"sft": self.pl.sft_key, "probe": self.probe_cfg, "rm": cfg}
+        return {"sft": self.pl.sft_key, "probe": self.probe_cfg, "rm": cfg, "version": RM_VERSION}
 
     def artifact(self, cfg: RMConfig) -> Artifact:
         """Train (or read back) the RM of `cfg`: final and intermediate weights, loss curve."""
@@ -386,6 +424,44 @@ class RewardModels:
             return self._template
         import copy as _copy
         return _copy.deepcopy(self._template)
+
+    def score_texts(self, state: dict[str, torch.Tensor], prompts: Sequence[str],
+                    summaries: Sequence[str]) -> np.ndarray:
+        """Reward of each (prompt, summary) under the RM with weights `state`."""
+        seqs = encode(self.pl.tokenizer, prompts, summaries, self.pl.profile.model.max_length)
+        return score_sequences(self.model_of(state, copy=False), seqs, self.pl.tokenizer.pad_token_id)
+
+    def ranking(self, corruption: float = 0.0) -> list[int]:
+        """Pool members ranked by OOD accuracy, best first: φ1, φ2, … (WARM §5)."""
+        ood = self.eval_subsets(corruption)["OOD"]
+        acc = [accuracy(self.scores(self.state(cfg), "OOD", ood), np.asarray(ood["choice"]))
+               for cfg in self.pool(corruption)]
+        return [int(i) for i in np.argsort(-np.asarray(acc), kind="stable")]
+
+    def warm(self, members: Sequence[RMConfig]) -> dict[str, torch.Tensor]:
+        """WARM of `members`: the uniform average of their (merged) weights."""
+        from .merge import weight_average
+
+        states = [self.state(cfg) for cfg in members]
+        return states[0] if len(states) == 1 else weight_average(states)
+
+    def pool_scores(self, members: Sequence[RMConfig], pool: dict) -> np.ndarray:
+        """Rewards (prompts, K) of the sample pool `pool` (from `Pipeline.sample_pool`) under WARM
+        of `members` (one member: that RM); cached per (pool, members)."""
+        key = {"pool": pool["key"], "rms": [self.rm_key(cfg) for cfg in members]}
+        prompts = D.prompts_of(pool["posts"])
+        k = len(pool["samples"][0])
+
+        def build(tmp: Path) -> dict:
+            flat_prompts = [p for p in prompts for _ in range(k)]
+            flat = [s for row in pool["samples"] for s in row]
+            scores = self.score_texts(self.warm(members), flat_prompts, flat)
+            save_file({"scores": torch.from_numpy(scores.reshape(len(prompts), k))},
+                      str(tmp / "scores.safetensors"))
+            return {}
+
+        art = self.pl.cache.stage("pool-scores", key, build)
+        return load_file(str(art.path / "scores.safetensors"))["scores"].numpy()
 
     def scores(self, state: dict[str, torch.Tensor], name: str, ds: Dataset) -> np.ndarray:
         """Rewards (2, n) of the RM with weights `state` on the pairs of `ds`."""

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from lib.evaluate import best_of_n, bon_kl, pairwise_accuracy, win_rate
+from lib.evaluate import (best_of_n, best_of_n_win_rate, bon_kl, pairwise_accuracy, pick_probabilities,
+                          win_rate, win_rate_per_prompt)
 
 
 def brute_force_best_of_n(proxy, gold, n):
@@ -62,3 +63,53 @@ def test_pairwise_accuracy_counts_ties_as_correct():
 
 def test_win_rate_half_on_ties():
     assert win_rate([1, 2, 3], [1, 1, 4]) == pytest.approx(0.5)
+
+
+def test_pick_probabilities_sum_to_one_and_follow_the_ranking():
+    rng = np.random.default_rng(3)
+    proxy = rng.normal(size=(3, 9))
+    for n in (1, 3, 9):
+        probs = pick_probabilities(proxy, n)
+        assert np.allclose(probs.sum(1), 1.0)
+    top = pick_probabilities(proxy, 9)
+    assert np.array_equal(top.argmax(1), proxy.argmax(1)) and np.allclose(top.max(1), 1.0)
+
+
+def brute_force_win_rate(pa, na, pb, nb, gold):
+    """Enumerate every (n_a-subset, n_b-subset) pair of each prompt's pool."""
+    rates = []
+    for a, b, g in zip(pa, pb, gold):
+        total, count = 0.0, 0
+        for sa in itertools.combinations(range(len(g)), na):
+            top_a = [i for i in sa if a[i] == max(a[j] for j in sa)]
+            for sb in itertools.combinations(range(len(g)), nb):
+                top_b = [i for i in sb if b[i] == max(b[j] for j in sb)]
+                total += np.mean([(g[i] > g[j]) + 0.5 * (g[i] == g[j]) for i in top_a for j in top_b])
+                count += 1
+        rates.append(total / count)
+    return float(np.mean(rates))
+
+
+@pytest.mark.parametrize("na,nb", [(1, 1), (3, 1), (2, 4)])
+def test_best_of_n_win_rate_matches_enumeration(na, nb):
+    rng = np.random.default_rng(na * 10 + nb)
+    gold = rng.integers(0, 4, size=(3, 6)).astype(float)  # ties in gold
+    pa, pb = rng.normal(size=(3, 6)), rng.integers(0, 3, size=(3, 6)).astype(float)  # ties in B
+    assert best_of_n_win_rate(pa, na, pb, nb, gold) == pytest.approx(brute_force_win_rate(pa, na, pb, nb, gold))
+
+
+def test_best_of_n_win_rate_of_the_gold_itself_beats_a_random_pick():
+    gold = np.random.default_rng(0).normal(size=(5, 8))
+    assert best_of_n_win_rate(gold, 1, gold, 1, gold) == pytest.approx(0.5)
+    assert best_of_n_win_rate(gold, 8, gold, 1, gold) > 0.8
+    assert best_of_n_win_rate(-gold, 8, gold, 1, gold) < 0.2
+
+
+def test_win_rate_per_prompt_compares_within_prompts():
+    a = np.array([[1.0, 3.0], [0.0, 0.0]])
+    b = np.array([[2.0, 2.0, 2.0], [0.0, 1.0, -1.0]])
+    # prompt 0: 1<2 (×3), 3>2 (×3) → 0.5; prompt 1: tie, lose, win for each a → 0.5
+    assert win_rate_per_prompt(a, b) == pytest.approx(0.5)
+    assert win_rate_per_prompt(b[:, :2] + 10, a) == 1.0
+    with pytest.raises(ValueError):
+        win_rate_per_prompt(a, b[:1])

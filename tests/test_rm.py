@@ -6,7 +6,7 @@ from peft import LoraConfig, get_peft_model
 from lib.cache import ArtifactCache
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
-from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, last_token_scores,
+from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, data_order_rng, last_token_scores,
                     lora_merged_state_dict)
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
@@ -120,3 +120,15 @@ def test_peft_cat_combination_matches_merged_delta_average(rms):
     avg = weight_average(states)
     featurizer = [k for k in cat if k.startswith("model.")]
     assert featurizer and all(torch.allclose(cat[k], avg[k], atol=1e-6) for k in featurizer)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_data_order_is_independent_of_the_label_corruption(seed):
+    """An RM whose seed equals the world seed must not replay the corruption's permutation: the
+    first pairs it sees hold flipped labels at the corruption rate, not all flipped."""
+    from lib.world import corrupt_labels
+
+    n, fraction = 8000, 0.25
+    _, flipped = corrupt_labels([0] * n, fraction, seed=seed)
+    first = data_order_rng(seed).permutation(n)[:1280]  # the default pool's 80 steps × 16 pairs
+    assert abs(np.asarray(flipped)[first].mean() - fraction) < 0.05

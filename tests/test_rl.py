@@ -1,0 +1,317 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from lib.config import ModelConfig
+from lib.models import save_model, tiny_llama, train_tokenizer
+from lib.rl import (EmaAnchor, RLConfig, kl_per_sequence, leave_one_out_advantages, load_rl_state,
+                    policy_for, reinforce_loss, response_logprobs, sample_batch, save_rl_state,
+                    train_policy)
+from lib.rm import lora_merged_state_dict
+
+ANIMALS = ["dog", "cat", "bird", "fish", "horse", "goat"]
+PROMPTS = [f"SUBREDDIT: r/{a}s\nTITLE: my {a} ate a sock\nPOST: last week my {a} ate a sock .\nTL;DR:"
+           for a in ANIMALS]
+TEXTS = [p + f" my {a} ate a sock ." for p, a in zip(PROMPTS, ANIMALS)] * 5
+CFG = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_length=96)
+FAST = dict(steps=4, prompts_per_step=2, k=2, lr=1e-2, max_new_tokens=6, eval_every=2)
+
+
+def letters(prompts, texts):
+    """A toy proxy reward: the number of 'a's in the summary."""
+    return np.array([t.count("a") for t in texts], dtype=np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models here are tiny: one thread avoids thread overhead on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer(TEXTS, 300)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tok, tmp_path_factory):
+    path = tmp_path_factory.mktemp("policy")
+    save_model(tiny_llama(CFG, tok, seed=0), path)
+    return path
+
+
+def encode(tok, prompt: str, responses: list[str]) -> dict:
+    """Left-padded prompt+response+EOS rows with the response mask, built by hand."""
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    rows = [p + tok(" " + r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            for r in responses]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tok.pad_token_id)
+    attn, resp = torch.zeros_like(ids), torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row)
+        attn[i, width - len(row):] = 1
+        resp[i, width - len(row) + len(p):] = 1
+    return {"input_ids": ids, "attention_mask": attn, "response_mask": resp}
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ---- estimators and advantages -----------------------------------------------------------------
+
+def test_k1_and_k3_are_unbiased_estimates_of_the_exact_kl():
+    p = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05], dtype=torch.float64)
+    q = torch.tensor([0.2, 0.2, 0.2, 0.2, 0.2], dtype=torch.float64)
+    exact = float((p * (p / q).log()).sum())
+    x = torch.multinomial(p, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    logp, logq = p.log()[x][:, None], q.log()[x][:, None]
+    mask = torch.ones_like(logp)
+    for est in ("k1", "k3"):
+        values = kl_per_sequence(logp, logq, mask, est)
+        stderr = float(values.std()) / math.sqrt(len(values))
+        assert abs(float(values.mean()) - exact) < 4 * stderr + 1e-3, est
+    assert (kl_per_sequence(logp, logq, mask, "k3") >= 0).all()
+    # sums over the masked tokens of a sequence only
+    two = torch.tensor([[0.0, -1.0, -2.0]]), torch.tensor([[-1.0, -1.5, 0.0]])
+    assert kl_per_sequence(*two, torch.tensor([[1, 1, 0]]), "k1").item() == pytest.approx(1.5)
+
+
+def test_leave_one_out_advantages_by_hand():
+    r = torch.tensor([[1.0, 2.0, 6.0], [0.0, 0.0, 3.0]])
+    adv = leave_one_out_advantages(r)
+    expected = [[r[p, i] - (r[p].sum() - r[p, i]) / 2 for i in range(3)] for p in range(2)]
+    assert torch.allclose(adv, torch.tensor(expected))
+    assert torch.allclose(adv.sum(-1), torch.zeros(2))
+
+
+# ---- log-probs and one step --------------------------------------------------------------------
+
+def test_response_logprobs_ignore_left_padding_and_use_the_temperature(tok):
+    model = tiny_llama(CFG, tok, seed=0).eval()
+    batch = encode(tok, PROMPTS[0], ["my dog ate a sock .", "dog"])
+    alone = encode(tok, PROMPTS[0], ["dog"])
+    with torch.no_grad():
+        both = response_logprobs(model, **batch, temperature=0.7)
+        one = response_logprobs(model, **alone, temperature=0.7)
+        logits = model(alone["input_ids"]).logits[0, :-1] / 0.7
+    n = alone["input_ids"].shape[1] - 1
+    assert torch.allclose(both[1, -n:], one[0], atol=1e-5)
+    assert (both[:, ~batch["response_mask"][:, 1:].bool().any(0)] == 0).all()
+    tokens = alone["input_ids"][0, 1:]
+    ref = torch.log_softmax(logits, -1)[torch.arange(n), tokens] * alone["response_mask"][0, 1:]
+    assert torch.allclose(one[0], ref, atol=1e-5)
+
+
+def test_one_step_raises_the_logprob_of_the_better_sample(tok):
+    model = tiny_llama(CFG, tok, seed=0).eval()
+    batch = encode(tok, PROMPTS[0], ["my dog ate a sock .", "sock sock"])
+    mask = batch["response_mask"][:, 1:]
+    logp = response_logprobs(model, **batch)
+    before = logp.detach().sum(-1)
+    loss, stats = reinforce_loss(logp, logp.detach(), mask, torch.tensor([1.0, 0.0]), k=2, beta=0.1)
+    assert torch.allclose(stats["advantages"], torch.tensor([1.0, -1.0]))  # KL to itself is 0
+    loss.backward()
+    torch.optim.SGD(model.parameters(), lr=0.05).step()
+    with torch.no_grad():
+        after = response_logprobs(model, **batch).sum(-1)
+    assert after[0] > before[0]  # the better sample is more likely, and more so than the other
+    assert after[0] - after[1] > before[0] - before[1]
+
+
+def test_sample_batch_masks_everything_after_the_first_eos(tok):
+    model = tiny_llama(CFG, tok, seed=0)
+    cfg = RLConfig(max_new_tokens=6)
+    a = sample_batch(model, tok, PROMPTS[:2], 3, cfg, generator_seed=1)
+    b = sample_batch(model, tok, PROMPTS[:2], 3, cfg, generator_seed=1)
+    assert torch.equal(a["input_ids"], b["input_ids"]) and a["texts"] == b["texts"]
+    assert a["input_ids"].shape[0] == 6 and a["prompts"][:3] == [PROMPTS[0]] * 3
+    assert a["input_ids"].shape[1] - tok(PROMPTS[:2], padding=True, return_tensors="pt")[
+        "input_ids"].shape[1] <= 6
+    for row, m, attn in zip(a["input_ids"], a["response_mask"], a["attention_mask"]):
+        gen = row[m.bool()]
+        assert (gen[:-1] != tok.eos_token_id).all()  # at most one EOS, the last masked-in token
+        after = m.nonzero().max() + 1
+        assert (row[after:] == tok.pad_token_id).all() and (attn[after:] == 0).all()
+
+
+# ---- EMA anchor --------------------------------------------------------------------------------
+
+def test_ema_update_of_full_weights(tok):
+    policy = tiny_llama(CFG, tok, seed=0)
+    anchor = EmaAnchor(policy, mu=0.1)
+    before = anchor.state_dict()
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(torch.randn_like(p))
+    anchor.update(policy)
+    theta = dict(policy.named_parameters())
+    for k, v in anchor.state_dict().items():
+        assert torch.allclose(v, 0.9 * before[k] + 0.1 * theta[k], atol=1e-6)
+
+
+def test_ema_update_of_a_lora_policy_is_on_merged_weights(tok):
+    torch.manual_seed(0)
+    policy = get_peft_model(tiny_llama(CFG, tok, seed=0),
+                            LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                       init_lora_weights=False))
+    anchor = EmaAnchor(policy, mu=0.25)
+    x = torch.randint(2, len(tok), (2, 9))
+    with torch.no_grad():
+        assert torch.allclose(anchor.model(x).logits, policy(input_ids=x).logits, atol=1e-5)
+    before = {k: v.clone() for k, v in anchor.model.state_dict().items()}
+    with torch.no_grad():
+        for n, p in policy.named_parameters():
+            if "lora_" in n:
+                p.add_(torch.randn_like(p))
+    anchor.update(policy)
+    merged, after = lora_merged_state_dict(policy), anchor.model.state_dict()
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert set(anchor.state_dict()) == {key, key.replace("q_proj", "v_proj")}
+    assert torch.allclose(after[key], 0.75 * before[key] + 0.25 * merged[key], atol=1e-6)
+    k_key = key.replace("q_proj", "k_proj")  # not adapted: stays the base weight
+    assert torch.equal(after[k_key], before[k_key])
+
+
+# ---- the loop ----------------------------------------------------------------------------------
+
+def test_bad_config_values_raise():
+    for bad in ({"kl_estimator": "k2"}, {"anchor": "sft"}, {"mode": "8bit"}, {"k": 1},
+                {"ema_mu": 0.0}, {"temperature": 0.0}, {"beta": -1.0}, {"eval_every": 0}):
+        with pytest.raises(ValueError):
+            RLConfig(**bad)
+
+
+def test_gold_reward_never_influences_training(tok):
+    cfg = RLConfig(**FAST, anchor="ema", ema_mu=0.5)
+    finals, histories = [], []
+    for gold in (None, lambda p, t: torch.randn(len(t)).numpy() * 1e3):
+        policy = tiny_llama(CFG, tok, seed=0)
+        histories.append(train_policy(policy, tok, PROMPTS, letters, cfg, gold_fn=gold))
+        finals.append(weights(policy))
+    assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
+    assert histories[0]["loss"] == histories[1]["loss"]
+    assert histories[0]["eval_step"] == [0, 2, 4] and histories[0]["eval_gold"] == [None] * 3
+    assert all(g is not None for g in histories[1]["eval_gold"])
+    assert histories[0]["eval_kl_init"][0] == 0.0 and histories[0]["eval_kl_init"][-1] != 0.0
+    assert any(a != i for a, i in zip(histories[0]["kl_anchor"], histories[0]["kl_init"]))
+
+
+def test_init_state_sets_the_kl_to_init_and_not_the_anchor(tok):
+    other = tiny_llama(CFG, tok, seed=1).state_dict()
+    cfg = RLConfig(**{**FAST, "steps": 1})
+    history = train_policy(tiny_llama(CFG, tok, seed=0), tok, PROMPTS, letters, cfg, init_state=other)
+    assert history["eval_kl_anchor"][0] == 0.0 and history["eval_kl_init"][0] > 0.0
+    assert history["kl_init"][0] != history["kl_anchor"][0]
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_a_resumed_run_ends_bit_identical(tok, model_dir, tmp_path, mode):
+    cfg = RLConfig(**FAST, anchor="ema", ema_mu=0.5, kl_estimator="k3", mode=mode, lora_r=2)
+    straight = policy_for(model_dir, cfg)
+    full_history = train_policy(straight, tok, PROMPTS, letters, cfg)
+
+    def save_then_die(state):
+        save_rl_state(tmp_path / "state", state)
+        if state["step"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_policy(policy_for(model_dir, cfg), tok, PROMPTS, letters, cfg,
+                     checkpoint_every=2, on_checkpoint=save_then_die)
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["state.json",
+                                                                      "tensors.safetensors"]
+    state = load_rl_state(tmp_path / "state")
+    assert state["step"] == 2 and any(k.endswith(".exp_avg_sq") for k in state["optimizer"])
+    assert state["anchor"] and all(("lora_" in k) == (mode == "lora") for k in state["policy"])
+    resumed = policy_for(model_dir, cfg)
+    history = train_policy(resumed, tok, PROMPTS, letters, cfg, resume=state)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert history["loss"] == full_history["loss"] and history["eval_step"] == [0, 2, 4]
+    with pytest.raises(ValueError, match="beta"):
+        train_policy(policy_for(model_dir, cfg), tok, PROMPTS, letters,
+                     RLConfig(**{**FAST, "beta": 0.5}, anchor="ema", ema_mu=0.5, kl_estimator="k3",
+                              mode=mode, lora_r=2), resume=state)
+
+
+@pytest.mark.parametrize("mode", ["lora", "qlora"])
+def test_lora_and_qlora_runs_change_only_the_adapters(model_dir, tok, mode):
+    cfg = RLConfig(**{**FAST, "steps": 2, "eval_every": 5}, mode=mode, anchor="ema", lora_r=2,
+                   lora_alpha=4)
+    policy = policy_for(model_dir, cfg)
+    if mode == "qlora":
+        assert "Linear4bit" in {type(m).__name__ for m in policy.modules()}
+    before = weights(policy)
+    seen = []
+    history = train_policy(policy, tok, PROMPTS, letters, cfg,
+                           on_eval=lambda step, model, record: seen.append(step))
+    after = weights(policy)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("lora_" in k for k in changed)
+    assert any("lora_B" in k for k in changed) and len(history["loss"]) == 2 and seen == [0, 2]
+    assert history["eval_kl_init"][0] == 0.0
+
+
+def test_reinforce_raises_the_proxy_reward(tok):
+    cfg = RLConfig(steps=30, prompts_per_step=4, k=4, lr=3e-3, beta=0.0, temperature=1.0,
+                   max_new_tokens=8, eval_every=10, n_eval_samples=8)
+    history = train_policy(tiny_llama(CFG, tok, seed=0), tok, PROMPTS, letters, cfg)
+    assert history["eval_proxy"][-1] > history["eval_proxy"][0] + 0.3
+    assert history["eval_kl_init"][-1] > 0.0 and len(history["eval_samples"][-1]) == 3
+
+
+def test_cached_rl_run_resumes_after_an_interruption(tmp_path, monkeypatch):
+    """An RL stage killed after its first saved state resumes from it and ends with the history and
+    weights of an uninterrupted run; a second call reads the cache."""
+    from lib import rl as RL
+    from lib.cache import ArtifactCache
+    from lib.pipeline import Pipeline
+    from lib.rm import RewardModels
+
+    fast = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 2,
+            "world.n_pretrain_posts": 100, "world.n_sft_train": 60, "rl.run.steps": 4}
+
+    def runs(cache_dir):
+        pl = Pipeline("smoke", fast, cache=ArtifactCache(cache_dir))
+        rms = RewardModels(pl)
+        return pl, RL.RLRuns(pl, rms), rms.pool(0.0)[:1]
+
+    pl, straight, members = runs(tmp_path / "a")
+    reference = straight.run(members)
+
+    pl, runner, members = runs(tmp_path / "b")
+    save = RL.save_rl_state
+
+    def killed_after_first_save(path, state):
+        save(path, state)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(RL, "save_rl_state", killed_after_first_save)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(members)
+    assert list((tmp_path / "b" / "partial").rglob("state.json"))
+    monkeypatch.setattr(RL, "save_rl_state", save)
+    resumed = runner.run(members)
+    assert not list((tmp_path / "b" / "partial").rglob("*.safetensors"))
+    h_ref, h_res = runner.history(reference), runner.history(resumed)
+    assert h_res["loss"] == h_ref["loss"] and h_res["eval_gold_all"] == h_ref["eval_gold_all"]
+    a, b = runner.policy_state(reference), runner.policy_state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert h_ref["eval_step"] == [0, 2, 4]
+    assert sorted(p.name for p in resumed.path.glob("checkpoint-*")) == \
+        ["checkpoint-0", "checkpoint-2", "checkpoint-4"]
+    builds = pl.cache.builds
+    runner.run(members)
+    assert pl.cache.builds == builds
