@@ -1,42 +1,20 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from lib.config import ModelConfig
-from lib.models import save_model, tiny_llama, train_tokenizer
+from lib.models import save_model, tiny_llama
 from lib.rl import (EmaAnchor, RLConfig, kl_per_sequence, leave_one_out_advantages, load_rl_state,
                     policy_for, reinforce_loss, response_logprobs, sample_batch, save_rl_state,
                     train_policy)
 from lib.rm import lora_merged_state_dict
 
-ANIMALS = ["dog", "cat", "bird", "fish", "horse", "goat"]
-PROMPTS = [f"SUBREDDIT: r/{a}s\nTITLE: my {a} ate a sock\nPOST: last week my {a} ate a sock .\nTL;DR:"
-           for a in ANIMALS]
-TEXTS = [p + f" my {a} ate a sock ." for p, a in zip(PROMPTS, ANIMALS)] * 5
-CFG = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_length=96)
+from toy import CFG, PROMPTS, letters
+
 FAST = dict(steps=4, prompts_per_step=2, k=2, lr=1e-2, max_new_tokens=6, eval_every=2)
 
-
-def letters(prompts, texts):
-    """A toy proxy reward: the number of 'a's in the summary."""
-    return np.array([t.count("a") for t in texts], dtype=np.float32)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one thread avoids thread overhead on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return train_tokenizer(TEXTS, 300)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
