@@ -8,6 +8,7 @@ valid ones. Overrides use dotted keys: ``get_profile("default", {"pretrain.steps
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, replace
@@ -153,6 +154,56 @@ class RLConfig:
             raise ValueError(f"ema_mu must be in (0, 1], got {self.ema_mu}")
 
 
+MERGES = ("slerp", "lerp")
+SEED_STRIDE = 1000  # WARP: run m of iteration i trains with seed rl.seed + SEED_STRIDE·i + m
+
+
+def _warp_rl() -> RLConfig:
+    return RLConfig(anchor="ema", ema_mu=0.01, beta=0.1)
+
+
+@dataclass(frozen=True)
+class WARPConfig:
+    """WARP's knobs (paper values: M = 2 or more, μ = 0.01, β = 0.1, η = 0.3).
+
+    - `iterations`: I, the number of merge-then-LITI rounds.
+    - `m`: M, the RL runs per iteration (M = 1: no merge, iterated EMA-anchored RL with LITI).
+    - `rl`: the configuration of every run; its `seed` is the base seed (see `run_seed`). The
+      anchor "init" (the iteration's starting policy) is allowed for ablations.
+    - `eta`: LITI's η (η > 1 extrapolates).
+    - `lam`: SLERP's λ for M = 2; for M > 2 the merge is the uniform recursive rule and `lam` is
+      not used.
+    - `merge`: "slerp" (task vectors on the sphere) or "lerp" (uniform weight average).
+    - `per_tensor`: SLERP angles per tensor (True) or over the whole flattened task vector.
+    - `etas`, `lambdas`: the LITI and interpolation sweeps notebook 05 draws.
+    """
+
+    iterations: int = 2
+    m: int = 2
+    rl: RLConfig = field(default_factory=_warp_rl)
+    eta: float = 0.3
+    lam: float = 0.5
+    etas: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)  # LITI sweep (WARP Fig. 4)
+    lambdas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # SLERP/LERP sweep (WARP Fig. 3c)
+    merge: str = "slerp"
+    per_tensor: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.rl, RLConfig):
+            raise ValueError(f"rl must be an RLConfig, got {type(self.rl).__name__}")
+        if self.merge not in MERGES:
+            raise ValueError(f"unknown merge {self.merge!r}; valid: {', '.join(MERGES)}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be ≥ 1, got {self.iterations}")
+        if not 1 <= self.m < SEED_STRIDE:
+            raise ValueError(f"m must be in [1, {SEED_STRIDE}) (runs get distinct seeds), got {self.m}")
+        if not (math.isfinite(self.eta) and self.eta >= 0.0):
+            raise ValueError(f"eta must be a finite number ≥ 0, got {self.eta}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+
+
+
 @dataclass(frozen=True)
 class RLSetup:
     """RL fine-tuning of the SFT policy against a reward model (WARM §5.2; notebooks 04, 05)."""
@@ -174,6 +225,7 @@ class Profile:
     world_check: WorldCheckConfig = field(default_factory=WorldCheckConfig)
     bon: BestOfNConfig = field(default_factory=BestOfNConfig)
     rl: RLSetup = field(default_factory=RLSetup)
+    warp: WARPConfig = field(default_factory=WARPConfig)
     rm: RMPoolConfig = field(default_factory=RMPoolConfig)
     device: str = "cpu"
     n_eval_posts: int = 64  # posts whose samples notebooks show and score
@@ -195,6 +247,9 @@ PROFILES: dict[str, Profile] = {
         rl=RLSetup(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
                                 n_eval_samples=2),
                    n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
+        warp=WARPConfig(rl=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
+                                    n_eval_samples=2, anchor="ema", beta=0.1),
+                        etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
         rm=RMPoolConfig(n_rms=4, steps=4, batch_size=4, baklava=(None, 3), probe_pairs=100,
                         n_eval=40),
         n_eval_posts=8,
@@ -209,6 +264,8 @@ PROFILES: dict[str, Profile] = {
         rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=3e-5, beta=0.05, eval_every=10,
                                 n_eval_samples=2),
                    betas=(0.01, 0.05, 0.2)),
+        warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=3e-5, eval_every=10,
+                                    n_eval_samples=2, anchor="ema", ema_mu=0.01, beta=0.1)),
     ),
     "gpu": Profile(
         name="gpu",

@@ -34,9 +34,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -547,6 +547,15 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
     return history
 
 
+def _load_full_weights(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> None:
+    """Load full weights into a plain causal LM (a tied output embedding may be absent)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ValueError(f"state dict does not fit the policy: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+
+
 # ---- cached runs of a pipeline ----------------------------------------------------------------
 
 # Bump when training changes in a way the config does not show, so cached runs are retrained.
@@ -600,19 +609,30 @@ class RLRuns:
                 "version": RL_VERSION}
 
     def run(self, members: Sequence, cfg: RLConfig | None = None, kind: str = "warm",
-            desc: str = "RL"):
+            desc: str = "RL", init: tuple[Any, dict[str, torch.Tensor]] | None = None):
         """Train (or read back) the policy of `cfg` against WARM/ENS of `members`: its history and
-        its weights at every eval step (`checkpoint-<step>/policy.safetensors`, full weights)."""
+        its weights at every eval step (`checkpoint-<step>/policy.safetensors`, full weights).
+
+        `init = (init_key, state)` starts from the full weights `state` instead of the SFT policy
+        (e.g. WARP's LITI model; full fine-tuning only); `init_key` names how they were made, for the
+        cache. The logged KL to init is always to the SFT policy.
+        """
         from .rm import lora_merged_state_dict
 
         cfg = cfg or self.setup.run
         key = self.key(members, kind, cfg)
+        if init is not None:
+            if cfg.mode != "full":
+                raise ValueError("RL from a given init state supports mode 'full' only")
+            key = {**key, "init": init[0]}
         partial = self.pl.cache.root / "partial" / self.pl.cache.key("rl", key)
 
         def build(tmp: Path) -> dict:
             import shutil
 
             policy = policy_for(self.pl.model_path("sft"), cfg, device=self.pl.profile.device)
+            if init is not None:
+                _load_full_weights(policy, init[1])
             resume = load_rl_state(partial / "state") if (partial / "state" / "state.json").exists() \
                 else None
 
@@ -628,6 +648,7 @@ class RLRuns:
             history = train_policy(policy, self.pl.tokenizer, self.prompts,
                                    self.reward_fn(members, kind), cfg, eval_prompts=self.eval_prompts,
                                    gold_fn=self.gold_fn, on_eval=on_eval, resume=resume,
+                                   init_state=None if init is None else self.sft_state(),
                                    checkpoint_every=cfg.eval_every,
                                    on_checkpoint=lambda state: save_rl_state(partial / "state", state),
                                    desc=desc)
@@ -637,6 +658,35 @@ class RLRuns:
             return {"history": history}
 
         return self.pl.cache.stage("rl", key, build)
+
+    def sft_state(self) -> dict[str, torch.Tensor]:
+        """Full weights of the SFT policy (the tied output embedding left out)."""
+        return load_file(str(self.pl.model_path("sft") / "model.safetensors"))
+
+    @torch.no_grad()
+    def evaluate(self, state: dict[str, torch.Tensor], members: Sequence, kind: str = "warm",
+                 cfg: RLConfig | None = None) -> dict[str, float]:
+        """Proxy reward (WARM/ENS of `members`), gold reward and KL to the SFT policy (k1) of the
+        policy with full weights `state`, on the eval prompts with the eval seed of the RL runs."""
+        cfg = cfg or self.setup.run
+        if getattr(self, "_sft_model", None) is None:
+            self._sft_model = policy_for(self.pl.model_path("sft"), replace(cfg, mode="full"),
+                                         device=self.pl.profile.device).eval()
+            self._probe = copy.deepcopy(self._sft_model)
+            self._rewards: dict = {}
+        _load_full_weights(self._probe, state)
+        batch = sample_batch(self._probe, self.pl.tokenizer, self.eval_prompts, cfg.n_eval_samples,
+                             cfg, step_seed(cfg.seed, -1))
+        args = (batch["input_ids"], batch["attention_mask"], batch["response_mask"], cfg.temperature)
+        kl = kl_per_sequence(response_logprobs(self._probe, *args), response_logprobs(self._sft_model, *args),
+                             batch["response_mask"][:, 1:])
+        reward_key = json.dumps([self.rms.rm_key(c) for c in members], default=str) + kind
+        if reward_key not in self._rewards:
+            self._rewards[reward_key] = self.reward_fn(members, kind)
+        proxy = self._rewards[reward_key](batch["prompts"], batch["texts"])
+        gold = self.gold_fn(batch["prompts"], batch["texts"])
+        return {"proxy": float(np.mean(proxy)), "gold": float(np.mean(gold)), "kl": float(kl.mean()),
+                "gold_all": gold.reshape(len(self.eval_prompts), cfg.n_eval_samples)}
 
     @staticmethod
     def history(art) -> dict:

@@ -26,59 +26,15 @@ task vector and the angle between δ_1 and δ_2 to show it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .config import RLConfig
+from .config import SEED_STRIDE, WARPConfig
 from .merge import StateDict, global_norm, liti, slerp, slerp_many, task_vector, weight_average
 from .rl import RewardFn, is_peft, train_policy, wrap_lora
 
-MERGES = ("slerp", "lerp")
-SEED_STRIDE = 1000  # run m of iteration i trains with seed rl.seed + SEED_STRIDE·i + m
-
-
-def _warp_rl() -> RLConfig:
-    return RLConfig(anchor="ema", ema_mu=0.01, beta=0.1)
-
-
-@dataclass(frozen=True)
-class WARPConfig:
-    """WARP's knobs (paper values: M = 2 or more, μ = 0.01, β = 0.1, η = 0.3).
-
-    - `iterations`: I, the number of merge-then-LITI rounds.
-    - `m`: M, the RL runs per iteration (M = 1: no merge, iterated EMA-anchored RL with LITI).
-    - `rl`: the configuration of every run; its `seed` is the base seed (see `run_seed`). The
-      anchor "init" (the iteration's starting policy) is allowed for ablations.
-    - `eta`: LITI's η (η > 1 extrapolates).
-    - `lam`: SLERP's λ for M = 2; for M > 2 the merge is the uniform recursive rule and `lam` is
-      not used.
-    - `merge`: "slerp" (task vectors on the sphere) or "lerp" (uniform weight average).
-    - `per_tensor`: SLERP angles per tensor (True) or over the whole flattened task vector.
-    """
-
-    iterations: int = 2
-    m: int = 2
-    rl: RLConfig = field(default_factory=_warp_rl)
-    eta: float = 0.3
-    lam: float = 0.5
-    merge: str = "slerp"
-    per_tensor: bool = True
-
-    def __post_init__(self):
-        if not isinstance(self.rl, RLConfig):
-            raise ValueError(f"rl must be an RLConfig, got {type(self.rl).__name__}")
-        if self.merge not in MERGES:
-            raise ValueError(f"unknown merge {self.merge!r}; valid: {', '.join(MERGES)}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be ≥ 1, got {self.iterations}")
-        if not 1 <= self.m < SEED_STRIDE:
-            raise ValueError(f"m must be in [1, {SEED_STRIDE}) (runs get distinct seeds), got {self.m}")
-        if not (math.isfinite(self.eta) and self.eta >= 0.0):
-            raise ValueError(f"eta must be a finite number ≥ 0, got {self.eta}")
-        if not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
 
 
 def run_seed(base_seed: int, iteration: int, run: int) -> int:

@@ -157,3 +157,14 @@ def test_warp_raises_the_reward_of_the_final_policy(tok, sft):
     assert after > before + 0.2, (before, after)
     it1 = out["iterations"][0]  # SLERP keeps the norm of the (nearly orthogonal) task vectors
     assert it1["merged_norm"] > 0.9 * min(it1["task_norms"])
+
+
+def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
+    """LoRA runs: merges act on the merged weights W + B·A·scale; only adapted layers move."""
+    cfg = WARPConfig(iterations=1, m=2, rl=replace(TINY_RL, mode="lora", lr=5e-2), eta=1.0)
+    out = warp(sft, factory(tok), tok, PROMPTS, letters, cfg)
+    final = out["final"]
+    assert set(final) == set(sft)
+    moved = {k for k in sft if not torch.equal(final[k], sft[k])}
+    assert moved and all(k.endswith(("_proj.weight",)) for k in moved)
+    assert not any("lora_" in k for k in final)
