@@ -13,9 +13,12 @@ generation, reward scoring, the reference and policy passes and the update.
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -50,9 +53,15 @@ def main() -> None:
     def proxy(prompts, completions, **kwargs) -> list[float]:
         return [float(r) for r in reward(list(prompts), [c.strip() for c in completions])]
 
-    model = policy_for(pl.model_path("sft"), cfg)
     ds = Dataset.from_dict({"prompt": runs.prompts})
     with tempfile.TemporaryDirectory() as out:
+        # TRL loads its reference model from the policy's directory and needs its architecture
+        sft_dir = Path(out) / "sft"
+        shutil.copytree(pl.model_path("sft"), sft_dir)
+        config = json.loads((sft_dir / "config.json").read_text())
+        config["architectures"] = ["LlamaForCausalLM"]
+        (sft_dir / "config.json").write_text(json.dumps(config))
+        model = policy_for(sft_dir, cfg)
         trl_args = RLOOConfig(output_dir=out, per_device_train_batch_size=per_step,
                               num_generations=cfg.k, max_completion_length=cfg.max_new_tokens,
                               temperature=cfg.temperature, top_k=0, top_p=1.0, beta=cfg.beta,
