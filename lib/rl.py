@@ -617,7 +617,7 @@ class RLRuns:
         (e.g. WARP's LITI model; full fine-tuning only); `init_key` names how they were made, for the
         cache. The logged KL to init is always to the SFT policy.
         """
-        from .rm import lora_merged_state_dict
+        from .rm import merged_state_dict
 
         cfg = cfg or self.setup.run
         key = self.key(members, kind, cfg)
@@ -637,8 +637,7 @@ class RLRuns:
                 else None
 
             def on_eval(step: int, model: PreTrainedModel, record: dict) -> None:
-                weights = lora_merged_state_dict(model) if is_peft(model) else \
-                    {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+                weights = merged_state_dict(model)
                 if getattr(model.config, "tie_word_embeddings", False):
                     weights.pop("lm_head.weight", None)  # tied to the input embeddings
                 out = partial / f"checkpoint-{step}"
