@@ -34,7 +34,8 @@ def main() -> None:
             shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)
             seconds = run_notebook(nb, profile.name, Path(tmp) / "results")
             number = nb.name[:2]
-            row = record_benchmark(ROOT / "results", name=f"notebook {number} wall time (empty cache)",
+            row = record_benchmark(ROOT / "results",
+                                   name=f"notebook {number} wall time (alone, from an empty cache)",
                                    ours=seconds, baseline=TARGETS.get((profile.name, number)),
                                    unit="s", profile=profile.name)
             print(row)

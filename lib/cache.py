@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,19 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_HOST = socket.gethostname().replace("/", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class CorruptArtifact(Exception):
@@ -103,7 +117,8 @@ class ArtifactCache:
                 self.hits += 1
                 return art
         path = self.path(stage, config)
-        tmp = self.root / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+        self._remove_dead_builds(path.name)
+        tmp = self.root / f".tmp-{path.name}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
             meta = build(tmp) or {}
@@ -113,6 +128,11 @@ class ArtifactCache:
             manifest = {str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
                         for p in files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            if path.exists() and not fresh:
+                # Another process (a shard of `lib.fanout`) finished the same artifact first: the
+                # cache is content-addressed, so its copy is ours; never delete one being read.
+                self.builds += 1
+                return Artifact(path, json.loads((path / "meta.json").read_text()), path.name)
             if path.exists():
                 shutil.rmtree(path)
             os.replace(tmp, path)
@@ -120,6 +140,16 @@ class ArtifactCache:
             shutil.rmtree(tmp, ignore_errors=True)
         self.builds += 1
         return Artifact(path, meta, path.name)
+
+    def _remove_dead_builds(self, key: str) -> None:
+        """Delete the temporary directories of `key` left by killed builds (SIGKILL skips the
+        clean-up) of this host; a build still running in another process is left alone."""
+        for tmp in self.root.glob(f".tmp-{key}-*"):
+            host, _, rest = tmp.name[len(f".tmp-{key}-"):].rpartition("-")[0].rpartition("-")
+            pid = int(rest) if rest.isdigit() else None
+            if host == _HOST and pid is not None and not _alive(pid):
+                print(f"[cache] removing {tmp.name}, left by a killed build")
+                shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
     def _verify(path: Path) -> dict:

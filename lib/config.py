@@ -33,7 +33,7 @@ class WorldConfig:
     label_temperature: float = 1.0  # τ of Bradley–Terry on the gold margin
     label_length_bias: float = 0.15  # γ, annotators' verbosity bias per word (spurious feature)
     corruption: float = 0.25  # fraction of *training* labels flipped in the corrupt setting
-    source: str = "synthetic"  # or "tldr" (gpu profile: the real TL;DR data from the hub)
+    source: str = "synthetic"  # or "tldr" (gpu profile: the real TL;DR data, `TLDRConfig`)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,35 @@ class RMPoolConfig:
 
 
 @dataclass(frozen=True)
+class TLDRConfig:
+    """The real TL;DR data (`world.source = "tldr"`): local copies, or None to load from the hub."""
+
+    sft_path: str | None = None  # a directory with train.jsonl and validation.jsonl
+    comparisons_path: str | None = None  # the comparisons' JSON files (original release format)
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    """Where the gold reward comes from.
+
+    The synthetic world has an exact one (`lib.world.gold_reward`), used when `hub_name` is None.
+    On the real TL;DR data there is none, so, as in both papers, the gold reward is a *control* RM:
+    larger than the proxy RMs and trained separately (`lib.gold`), from its own base model
+    `hub_name` (a hub name or a local directory), on all training comparisons with clean labels.
+    """
+
+    hub_name: str | None = None
+    mode: str = "qlora"  # full | lora | qlora
+    steps: int = 2_000
+    batch_size: int = 32  # pairs per step
+    lr: float = 1e-4
+    lora_r: int = 32
+    lora_alpha: int = 64
+    dtype: str = "float32"  # compute dtype (gpu profile: bfloat16)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RLConfig:
     """One RL fine-tuning run: every knob of the loop."""
 
@@ -155,6 +184,7 @@ class RLConfig:
 
 
 MERGES = ("slerp", "lerp")
+SLERP_ANGLES = ("tensor", "layer", "global")  # where SLERP takes its angles (WARPConfig.angles)
 SEED_STRIDE = 1000  # WARP: run m of iteration i trains with seed rl.seed + SEED_STRIDE·i + m
 
 
@@ -174,7 +204,10 @@ class WARPConfig:
     - `lam`: SLERP's λ for M = 2; for M > 2 the merge is the uniform recursive rule and `lam` is
       not used.
     - `merge`: "slerp" (task vectors on the sphere) or "lerp" (uniform weight average).
-    - `per_tensor`: SLERP angles per tensor (True) or over the whole flattened task vector.
+    - `angles`: where SLERP measures the angle Ω between task vectors: "tensor" (each parameter
+      tensor, the default), "layer" (all tensors of one transformer layer together, as the paper:
+      "SLERP is applied layer by layer, each having a different angle", §3.2), or "global" (the
+      whole flattened task vector).
     - `etas`, `lambdas`: the LITI and interpolation sweeps notebook 05 draws.
     """
 
@@ -186,13 +219,15 @@ class WARPConfig:
     etas: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)  # LITI sweep (WARP Fig. 4)
     lambdas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # SLERP/LERP sweep (WARP Fig. 3c)
     merge: str = "slerp"
-    per_tensor: bool = True
+    angles: str = "tensor"
 
     def __post_init__(self):
         if not isinstance(self.rl, RLConfig):
             raise ValueError(f"rl must be an RLConfig, got {type(self.rl).__name__}")
         if self.merge not in MERGES:
             raise ValueError(f"unknown merge {self.merge!r}; valid: {', '.join(MERGES)}")
+        if self.angles not in SLERP_ANGLES:
+            raise ValueError(f"unknown SLERP angles {self.angles!r}; valid: {', '.join(SLERP_ANGLES)}")
         if self.iterations < 1:
             raise ValueError(f"iterations must be ≥ 1, got {self.iterations}")
         if not 1 <= self.m < SEED_STRIDE:
@@ -227,7 +262,11 @@ class Profile:
     rl: RLSetup = field(default_factory=RLSetup)
     warp: WARPConfig = field(default_factory=WARPConfig)
     rm: RMPoolConfig = field(default_factory=RMPoolConfig)
+    gold: GoldConfig = field(default_factory=GoldConfig)
+    tldr: TLDRConfig = field(default_factory=TLDRConfig)
     device: str = "cpu"
+    # Recompute activations in the backward pass (less memory, same math): not in any cache key.
+    gradient_checkpointing: bool = False
     n_eval_posts: int = 64  # posts whose samples notebooks show and score
 
 
@@ -273,11 +312,18 @@ PROFILES: dict[str, Profile] = {
         model=ModelConfig(hub_name="EleutherAI/pythia-410m-deduped", load_in_4bit=True,
                           dtype="bfloat16", max_length=640),
         pretrain=LMTrainConfig(steps=0),  # a hub model is already pre-trained
-        sft=LMTrainConfig(steps=2_000, batch_size=32, lr=2e-4),
+        sft=LMTrainConfig(steps=2_000, batch_size=32, lr=2e-4, checkpoint_steps=(1_000, 1_500)),
         sampling=SamplingConfig(temperature=0.9, max_new_tokens=53, batch_size=64),
+        # WARM's pool: 10 RMs (QLoRA), Baklava inits from the SFT checkpoints.
+        rm=RMPoolConfig(n_rms=10, steps=2_000, batch_size=32, baklava=(None, 1_500, 1_000),
+                        mode="qlora", probe_pairs=4_000, n_eval=2_000),
         world_check=WorldCheckConfig(n_prompts=256, pool_size=256),
         bon=BestOfNConfig(n_prompts=512, k=64),
+        # The control RM, 3.5× the policy and proxy RMs, trained separately (WARM §5, WARP §4).
+        gold=GoldConfig(hub_name="EleutherAI/pythia-1.4b-deduped", mode="qlora", steps=3_000,
+                        dtype="bfloat16"),
         device="cuda",
+        gradient_checkpointing=True,
         n_eval_posts=256,
     ),
 }

@@ -156,12 +156,15 @@ TLDR_COMPARISONS = "openai/summarize_from_feedback"
 TLDR_SFT = "vwxyzjn/summarize_from_feedback_tldr_3_filtered"
 
 
-def _hub_error(name: str, err: Exception) -> RuntimeError:
+def _hub_error(hub_name: str, path: str | Path | None, key: str, err: Exception) -> RuntimeError:
+    """What to download and where to put it, when `path` (or the hub, if None) fails."""
+    local = f"data/{hub_name.split('/')[-1]}"
+    tried = f"{str(path)!r}" if path is not None else f"{hub_name!r} from the Hugging Face hub"
     return RuntimeError(
-        f"could not load {name!r} ({type(err).__name__}: {err}). This needs the Hugging Face hub; "
-        f"offline, download the dataset on a machine with access (e.g. `huggingface-cli download "
-        f"{name} --repo-type dataset --local-dir data/{name.split('/')[-1]}`) and pass that "
-        f"directory as `path`.")
+        f"could not load {tried} ({type(err).__name__}: {err}). Offline, download the dataset on a "
+        f"machine with hub access (`hf download {hub_name} --repo-type dataset --local-dir "
+        f"{local}`), copy it here and pass the directory: `path` of the loader, or "
+        f"overrides={{'{key}': '{local}'}} for a profile.")
 
 
 def comparisons_from_tldr(raw: Dataset) -> Dataset:
@@ -202,7 +205,7 @@ def load_tldr_comparisons(path: str | Path | None = None) -> DatasetDict:
             raw = DatasetDict({"train": raw["validation"].filter(lambda r: r["split"] == "train"),
                                "validation": raw["validation"].filter(lambda r: r["split"] != "train")})
     except (FileNotFoundError, ConnectionError, OSError) as err:
-        raise _hub_error(str(path or TLDR_COMPARISONS), err) from None
+        raise _hub_error(TLDR_COMPARISONS, path, "tldr.comparisons_path", err) from None
     val = comparisons_from_tldr(raw["validation"])
     is_news = [not s for s in val["subreddit"]]
     return DatasetDict({
@@ -218,7 +221,7 @@ def load_tldr_sft(path: str | Path | None = None) -> DatasetDict:
         raw = load_dataset(TLDR_SFT) if path is None else load_dataset(
             "json", data_files={s: str(Path(path) / f"{s}.jsonl") for s in SFT_SPLITS})
     except (FileNotFoundError, ConnectionError, OSError) as err:
-        raise _hub_error(str(path or TLDR_SFT), err) from None
+        raise _hub_error(TLDR_SFT, path, "tldr.sft_path", err) from None
     out = {}
     for split in SFT_SPLITS:
         ds = raw[split]

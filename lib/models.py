@@ -34,8 +34,47 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     return fast
 
 
+HEADS = ("lm_head", "score", "classifier")
+
+
+def exact_4bit_on_cpu(model: torch.nn.Module) -> torch.nn.Module:
+    """Keep bitsandbytes' float NF4 kernel for CPU inference.
+
+    On CPUs with AVX-512 BF16, bitsandbytes repacks NF4 weights on the first no-grad forward in
+    eval mode for a bfloat16 kernel: scores then differ from a training-mode forward by about 1e-2,
+    and layers narrower than one quantization block (64 inputs) fail to repack. Which path runs
+    would depend on the machine; with this, every machine computes the same thing.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+    return model
+
+
+def lora_targets(model: torch.nn.Module) -> list[str]:
+    """Names (last component) of every linear layer of the backbone, the heads excluded: where
+    LoRA adapters go, for any architecture (Llama: q/k/v/o/gate/up/down_proj; GPT-NeoX/Pythia:
+    query_key_value, dense, dense_h_to_4h, dense_4h_to_h)."""
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] not in HEADS})
+
+
+def hub_error(what: str, name: Path | str, err: Exception) -> RuntimeError:
+    """One clear message for a model or tokenizer that is neither a local directory nor reachable
+    on the Hugging Face hub: what to download and how to point the profile at it."""
+    local = f"models/{Path(str(name)).name}"
+    return RuntimeError(
+        f"could not load the {what} {str(name)!r} ({str(err).splitlines()[0]}). It is neither a "
+        f"local directory nor reachable on the Hugging Face hub. On a machine with hub access run "
+        f"`hf download {name} --local-dir {local}`, copy {local} here, and pass it as the model: "
+        f"overrides={{'model.hub_name': '{local}'}}.")
+
+
 def load_tokenizer(path: Path | str) -> PreTrainedTokenizerFast:
-    tok = AutoTokenizer.from_pretrained(str(path))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    except OSError as err:
+        raise hub_error("tokenizer", path, err) from None
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -84,11 +123,10 @@ def load_model(path_or_name: Path | str, *, load_in_4bit: bool = False, lora: di
             use_safetensors=True, trust_remote_code=False,
             device_map={"": device} if load_in_4bit else None)
     except OSError as err:
-        raise RuntimeError(
-            f"could not load model {str(path_or_name)!r}: {err}. A hub model needs the Hugging "
-            f"Face hub; offline, download it first (`huggingface-cli download {path_or_name} "
-            f"--local-dir models/NAME`) and pass the directory.") from None
-    if not load_in_4bit:
+        raise hub_error("model", path_or_name, err) from None
+    if load_in_4bit:
+        exact_4bit_on_cpu(model)
+    else:
         model.to(device)
     if lora is not None:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

@@ -20,7 +20,6 @@ from . import data as D
 from . import world as W
 from .cache import Artifact, ArtifactCache
 from .config import Profile, cache_dir, get_profile
-from .evaluate import gold_scores
 from .models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
 from .sampling import sample_summaries
 from .train import mean_loss, train_causal_lm
@@ -42,7 +41,16 @@ class Pipeline:
     # ---- configs that key each stage (parents included) -------------------------------------
     @property
     def world_key(self) -> dict:
-        return {"world": self.profile.world, "version": W.VERSION}
+        key = {"world": self.profile.world, "version": W.VERSION}
+        if self.profile.world.source == "tldr":
+            key["tldr"] = self.profile.tldr
+        return key
+
+    @property
+    def gold_key(self) -> dict | None:
+        """What the gold reward depends on: None for the synthetic world's exact gold reward,
+        else the control RM's cache key (keys of stages that log gold rewards include it)."""
+        return None if self.profile.gold.hub_name is None else self.control_rm.key
 
     @property
     def tokenizer_key(self) -> dict:
@@ -65,10 +73,10 @@ class Pipeline:
             if cfg.source == "synthetic":
                 world = D.build_world(cfg)
             elif cfg.source == "tldr":
-                sft = D.load_tldr_sft()
+                sft = D.load_tldr_sft(self.profile.tldr.sft_path)
                 world = D.WorldData(sft["train"].map(lambda r: {"text": D.format_prompt(
                     r["subreddit"], r["title"], r["post"]) + " " + r["summary"]}), sft,
-                    D.load_tldr_comparisons())
+                    D.load_tldr_comparisons(self.profile.tldr.comparisons_path))
             else:
                 raise ValueError(f"unknown world source {cfg.source!r}; valid: synthetic, tldr")
             world.save(tmp)
@@ -163,8 +171,26 @@ class Pipeline:
     def pool_key(self, stage: str, n_prompts: int, k: int) -> dict:
         """The cache key of `sample_pool(stage, n_prompts, k)`."""
         policy_key = {"pretrain": self.pretrain_key, "sft": self.sft_key}[stage]
-        return {"policy": policy_key, "stage": stage, "n_prompts": n_prompts, "k": k,
-                "sampling": self.profile.sampling}
+        key = {"policy": policy_key, "stage": stage, "n_prompts": n_prompts, "k": k,
+               "sampling": self.profile.sampling}
+        return key if self.gold_key is None else {**key, "gold": self.gold_key}
+
+    @cached_property
+    def control_rm(self):
+        """The control RM that serves as gold reward when `profile.gold.hub_name` is set."""
+        from .gold import ControlRM
+
+        return ControlRM(self)
+
+    def gold(self, prompts: list[str], posts: list[str], summaries: list[str]) -> np.ndarray:
+        """Gold reward of each summary: the synthetic world's exact reward of (post, summary), or
+        the control RM's score of (prompt, summary) when the profile names one (`gold.hub_name`)."""
+        if self.gold_key is not None:
+            return self.control_rm.score(prompts, summaries)
+        if self.profile.world.source != "synthetic":
+            raise ValueError("the real TL;DR data have no exact gold reward: set gold.hub_name to "
+                             "the base model of a control RM (the gpu profile does)")
+        return np.array([W.gold_reward(p, s) for p, s in zip(posts, summaries)])
 
     def sample_pool(self, stage: str, n_prompts: int, k: int) -> dict:
         """K samples per prompt from the `stage` policy on the first `n_prompts` SFT-validation
@@ -176,8 +202,12 @@ class Pipeline:
         def build(tmp: Path) -> dict:
             samples, stats = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(posts),
                                               k, self.profile.sampling, desc=f"{stage} pool")
-            gold = gold_scores(posts["post"], samples).tolist() if self.profile.world.source == \
-                "synthetic" else None
+            k_of = [len(row) for row in samples]
+            flat = self.gold([p for p, n in zip(D.prompts_of(posts), k_of) for _ in range(n)],
+                             [p for p, n in zip(posts["post"], k_of) for _ in range(n)],
+                             [s for row in samples for s in row])
+            gold = np.split(flat, np.cumsum(k_of)[:-1])
+            gold = [g.tolist() for g in gold]
             (tmp / "pool.json").write_text(json.dumps({"samples": samples, "gold": gold}))
             return {"sampling": stats}
 

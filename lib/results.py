@@ -12,8 +12,12 @@ from typing import Any
 
 import torch
 
+from .paper import PAPER_RESULTS
+
 CLAIM_KEYS = ("id", "paper", "figure", "claim", "metric", "value", "holds", "notebook", "profile")
 BENCH_KEYS = ("name", "ours", "baseline", "ratio", "unit", "device", "profile")
+# Claims measured in wall-clock time: the only ones whose values differ between two runs.
+TIMED_CLAIMS = frozenset({"warm-cost-flat"})
 
 
 def _cell(text: Any) -> str:
@@ -75,52 +79,67 @@ def write_report(results: Path) -> Path:
     claims, benches = _read(results / "claims.json"), _read(results / "benchmarks.json")
     lines = ["# Report", "", "Generated from `claims.json`, `benchmarks.json` and `figures/` "
              "by `python -m lib.results`. Do not edit by hand.", "", "## Claims", "",
-             "| notebook | paper | figure | claim | metric | value | holds |",
-             "|---|---|---|---|---|---|---|"]
+             "The papers' results are at their scale (PaLM-XXS/XS reward models and policies for "
+             "WARM, Gemma 7B for WARP) and ours at the profile's, so the verdicts compare "
+             "directions, not magnitudes.", "",
+             "| notebook | claim | paper | ours | holds |",
+             "|---|---|---|---|---|"]
     for c in claims:
         value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.4g}"
-        lines.append(f"| {c['notebook']} | {c['paper']} | {c['figure']} | {_cell(c['claim'])} | "
-                     f"{_cell(c['metric'])} | {value} | {'yes' if c['holds'] else '**no**'} |")
+        paper = f"{c['paper']}, {c['figure']}: {PAPER_RESULTS.get(c['id'], '—')}"
+        lines.append(f"| {c['notebook']} | {_cell(c['claim'])} | {_cell(paper)} | "
+                     f"{_cell(c['metric'])}: {value} | {'yes' if c['holds'] else '**no**'} |")
     held = sum(c["holds"] for c in claims)
     lines += ["", f"{held} of {len(claims)} claims hold at this scale.", "", "## Benchmarks", "",
               "| name | ours | baseline | ratio | unit | device | profile |",
               "|---|---|---|---|---|---|---|"]
     for b in benches:
-        fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-        lines.append(f"| {b['name']} | {fmt(b['ours'])} | {fmt(b['baseline'])} | {fmt(b['ratio'])} "
+        lines.append(f"| {b['name']} | {_fmt(b['ours'])} | {_fmt(b['baseline'])} | {_fmt(b['ratio'])} "
                      f"| {b['unit']} | {b['device']} | {b['profile']} |")
     lines += ["", "## Figures", ""]
     for png in sorted((results / "figures").glob("*.png")):
         lines += [f"### {png.stem}", "", f"![{png.stem}](figures/{png.name})", ""]
     path = results / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
-    _update_readme(results, claims)
+    _update_readme(results, claims, benches)
     return path
 
 
-README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
+README_BLOCKS = {"claims": ("<!-- claims:start -->", "<!-- claims:end -->"),
+                 "benchmarks": ("<!-- benchmarks:start -->", "<!-- benchmarks:end -->")}
 
 
-def _update_readme(results: Path, claims: list[dict]) -> None:
-    """Refresh the README's claims table from the committed (`default`) results."""
+def _fmt(v: Any) -> str:
+    return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def _update_readme(results: Path, claims: list[dict], benches: list[dict] | None = None) -> None:
+    """Refresh the README's claims and benchmarks tables from the committed (`default`) results."""
     from .config import ROOT
 
     readme = ROOT / "README.md"
     if results.resolve() != (ROOT / "results").resolve() or not readme.exists():
         return
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return
-    rows = ["| notebook | paper, figure | claim | measured | holds |", "|---|---|---|---|---|"]
+    claim_rows = ["| notebook | paper, figure | claim | measured | holds |", "|---|---|---|---|---|"]
     for c in claims:
         if c["profile"] != "default":
             continue
         value = f"{c['value']:.4g}" if isinstance(c["value"], float) else c["value"]
-        rows.append(f"| {c['notebook']} | {c['paper']}, {c['figure']} | {_cell(c['claim'])} | "
-                    f"{_cell(c['metric'])}: {value} | {'yes' if c['holds'] else '**no**'} |")
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(head + README_START + "\n" + "\n".join(rows) + "\n" + README_END + tail)
+        claim_rows.append(f"| {c['notebook']} | {c['paper']}, {c['figure']} | {_cell(c['claim'])} | "
+                          f"{_cell(c['metric'])}: {value} | {'yes' if c['holds'] else '**no**'} |")
+    bench_rows = ["| benchmark | ours | baseline | ratio | unit | device |", "|---|---|---|---|---|---|"]
+    for b in benches or []:
+        if b["profile"] == "default":
+            bench_rows.append(f"| {_cell(b['name'])} | {_fmt(b['ours'])} | {_fmt(b['baseline'])} | "
+                              f"{_fmt(b['ratio'])} | {b['unit']} | {b['device']} |")
+    text = readme.read_text()
+    for block, rows in (("claims", claim_rows), ("benchmarks", bench_rows)):
+        start, end = README_BLOCKS[block]
+        if start not in text or end not in text:
+            continue
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1]
+    readme.write_text(text)
 
 
 if __name__ == "__main__":

@@ -40,13 +40,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import RLConfig
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 RewardFn = Callable[[list[str], list[str]], "np.ndarray | torch.Tensor"]
 # Fields that do not change the trained weights: a run may be resumed with other values.
 _RESUMABLE_FIELDS = ("steps", "eval_every", "n_eval_samples")
@@ -174,15 +174,18 @@ def _is_4bit(model: torch.nn.Module) -> bool:
     return any(type(m).__name__ == "Linear4bit" for m in model.modules())
 
 
-def _lora_config(cfg: RLConfig):
+def _lora_config(cfg: RLConfig, policy: PreTrainedModel):
     from peft import LoraConfig
 
+    from .models import lora_targets
+
     return LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                      lora_dropout=0.0, target_modules=list(LORA_TARGETS))
+                      lora_dropout=0.0, target_modules=lora_targets(policy))
 
 
 def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
-    """The policy with fresh LoRA adapters (B = 0, A seeded by `cfg.seed`) on q,k,v,o,gate,up,down."""
+    """The policy with fresh LoRA adapters (B = 0, A seeded by `cfg.seed`) on every linear layer
+    of the backbone (`lib.models.lora_targets`)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if cfg.mode == "qlora":
@@ -190,7 +193,7 @@ def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
             raise ValueError("mode 'qlora' needs a policy loaded in 4-bit; use policy_for(path, cfg)")
         policy = prepare_model_for_kbit_training(policy, use_gradient_checkpointing=False)
     torch.manual_seed(cfg.seed)
-    return get_peft_model(policy, _lora_config(cfg))
+    return get_peft_model(policy, _lora_config(cfg, policy))
 
 
 def policy_for(path: Path | str, cfg: RLConfig, device: str = "cpu") -> PreTrainedModel:
@@ -205,6 +208,10 @@ def policy_for(path: Path | str, cfg: RLConfig, device: str = "cpu") -> PreTrain
         trust_remote_code=False, device_map={"": device} if quant else None)
     if quant is None:
         model.to(device)
+    else:
+        from .models import exact_4bit_on_cpu
+
+        exact_4bit_on_cpu(model)
     return model if cfg.mode == "full" else wrap_lora(model, cfg)
 
 
@@ -332,22 +339,32 @@ def state_of(step: int, policy: PreTrainedModel, optimizer: torch.optim.Optimize
 
 def save_rl_state(path: Path | str, state: dict) -> None:
     """Write `state` to the directory `path`: tensors in `tensors.safetensors`, the rest in
-    `state.json` (written last, each file replaced atomically)."""
+    `state.json` (written last, each file replaced atomically). The tensors file records its step,
+    so a run killed between the two writes leaves a pair that `load_rl_state` refuses."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"{part}/{k}": v.detach().cpu().contiguous()
                for part in ("policy", "optimizer", "anchor") for k, v in state[part].items()}
-    save_file(tensors, str(path / "tensors.safetensors.tmp"))
+    save_file(tensors, str(path / "tensors.safetensors.tmp"), metadata={"step": str(state["step"])})
     os.replace(path / "tensors.safetensors.tmp", path / "tensors.safetensors")
     meta = {k: state[k] for k in ("step", "history", "config")}
     (path / "state.json.tmp").write_text(json.dumps(meta))
     os.replace(path / "state.json.tmp", path / "state.json")
 
 
+class StaleRLState(ValueError):
+    """A saved RL state whose files do not belong together (a run killed while saving it)."""
+
+
 def load_rl_state(path: Path | str) -> dict:
     """Read back a state written by `save_rl_state`."""
     path = Path(path)
     meta = json.loads((path / "state.json").read_text())
+    with safe_open(str(path / "tensors.safetensors"), framework="pt") as f:
+        step = (f.metadata() or {}).get("step")
+    if step != str(meta["step"]):
+        raise StaleRLState(f"RL state in {path}: state.json is at step {meta['step']} but its "
+                           f"tensors are at step {step}")
     state = {**meta, "policy": {}, "optimizer": {}, "anchor": {}}
     for key, value in load_file(str(path / "tensors.safetensors")).items():
         part, name = key.split("/", 1)
@@ -583,10 +600,8 @@ class RLRuns:
         self._post_of = dict(zip(self.prompts + self.eval_prompts, list(train["post"]) + list(val["post"])))
 
     def gold_fn(self, prompts: list[str], texts: list[str]) -> np.ndarray:
-        """The world's exact gold reward: logged, never trained on."""
-        from .world import gold_reward
-
-        return np.array([gold_reward(self._post_of[p], t) for p, t in zip(prompts, texts)])
+        """The gold reward (the world's exact one, or the control RM): logged, never trained on."""
+        return self.pl.gold(prompts, [self._post_of[p] for p in prompts], texts)
 
     def reward_fn(self, members: Sequence, kind: str = "warm") -> RewardFn:
         """The proxy reward of WARM (`kind="warm"`) or ENS (`"ens"`) of the pool `members`."""
@@ -606,7 +621,7 @@ class RLRuns:
     def key(self, members: Sequence, kind: str, cfg: RLConfig) -> dict:
         return {"sft": self.pl.sft_key, "reward": {"kind": kind, "rms": [self.rms.rm_key(c) for c in members]},
                 "rl": cfg, "n_prompts": self.setup.n_prompts, "n_eval_prompts": self.setup.n_eval_prompts,
-                "version": RL_VERSION}
+                "version": RL_VERSION, **({} if self.pl.gold_key is None else {"gold": self.pl.gold_key})}
 
     def run(self, members: Sequence, cfg: RLConfig | None = None, kind: str = "warm",
             desc: str = "RL", init: tuple[Any, dict[str, torch.Tensor]] | None = None):
@@ -633,8 +648,13 @@ class RLRuns:
             policy = policy_for(self.pl.model_path("sft"), cfg, device=self.pl.profile.device)
             if init is not None:
                 _load_full_weights(policy, init[1])
-            resume = load_rl_state(partial / "state") if (partial / "state" / "state.json").exists() \
-                else None
+            resume = None
+            if (partial / "state" / "state.json").exists():
+                try:
+                    resume = load_rl_state(partial / "state")
+                except (StaleRLState, OSError, ValueError, json.JSONDecodeError) as err:
+                    print(f"[rl] {desc}: discarding an unusable saved state ({err}); starting over")
+                    shutil.rmtree(partial, ignore_errors=True)
 
             def on_eval(step: int, model: PreTrainedModel, record: dict) -> None:
                 weights = merged_state_dict(model)
@@ -642,7 +662,8 @@ class RLRuns:
                     weights.pop("lm_head.weight", None)  # tied to the input embeddings
                 out = partial / f"checkpoint-{step}"
                 out.mkdir(parents=True, exist_ok=True)
-                save_file(weights, str(out / "policy.safetensors"))
+                save_file(weights, str(out / "policy.safetensors.tmp"))
+                os.replace(out / "policy.safetensors.tmp", out / "policy.safetensors")
 
             history = train_policy(policy, self.pl.tokenizer, self.prompts,
                                    self.reward_fn(members, kind), cfg, eval_prompts=self.eval_prompts,

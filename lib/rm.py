@@ -126,9 +126,75 @@ def score_sequences(model: PreTrainedModel, seqs: Sequence[Sequence[int]], pad_i
     return scores
 
 
-def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 128) -> np.ndarray:
-    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1."""
-    return score_sequences(model, pairs.ids, pairs.pad_id, batch_size).reshape(2, pairs.n)
+def pack_pairs(seqs_a: Sequence[Sequence[int]], seqs_b: Sequence[Sequence[int]], pad_id: int,
+               dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """One left-padded row per pair of sequences that share a prompt: the shared token prefix once,
+    then the tail of `a`, then the tail of `b`, with position ids and a 4D attention mask under
+    which each tail sees the prefix and itself, never the other tail. The backbone then computes,
+    for each tail, exactly what it computes on the whole sequence alone, while the prompt (most of
+    the tokens) is encoded once per pair instead of twice. `ends` (rows, 2) are the positions of the
+    last token of `a` and of `b`, where the reward head reads."""
+    parts = []
+    for a, b in zip(seqs_a, seqs_b):
+        limit, p = min(len(a), len(b)) - 1, 0  # each tail keeps at least its last token
+        while p < limit and a[p] == b[p]:
+            p += 1
+        parts.append((list(a[:p]), list(a[p:]), list(b[p:])))
+    width = max(len(pre) + len(ta) + len(tb) for pre, ta, tb in parts)
+    n = len(parts)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((n, width), dtype=torch.long)
+    allowed = torch.zeros((n, width, width), dtype=torch.bool)
+    ends = torch.zeros((n, 2), dtype=torch.long)
+    for i, (pre, ta, tb) in enumerate(parts):
+        start = width - len(pre) - len(ta) - len(tb)
+        mid = start + len(pre) + len(ta)  # where the tail of b begins
+        input_ids[i, start:] = torch.tensor(pre + ta + tb)
+        position_ids[i, start:mid] = torch.arange(len(pre) + len(ta))
+        position_ids[i, mid:] = torch.arange(len(pre), len(pre) + len(tb))
+        allowed[i, start:mid, start:mid] = torch.ones(mid - start, mid - start, dtype=torch.bool).tril()
+        allowed[i, mid:, start:start + len(pre)] = True
+        allowed[i, mid:, mid:] = torch.ones(len(tb), len(tb), dtype=torch.bool).tril()
+        ends[i] = torch.tensor([mid - 1, width - 1])
+    allowed |= torch.eye(width, dtype=torch.bool)  # padding attends to itself (no empty rows)
+    mask = torch.zeros((n, 1, width, width), dtype=dtype).masked_fill(~allowed[:, None],
+                                                                      torch.finfo(dtype).min)
+    return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
+            "ends": ends}
+
+
+def _float_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(p.dtype for p in model.parameters() if p.is_floating_point())
+
+
+def packed_pair_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards (rows, 2) of the two sequences packed in each row by `pack_pairs`: the backbone runs
+    once on the packed rows and the head reads the last token of each tail. Works for plain and
+    peft-wrapped sequence-classification models."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    device = next(model.parameters()).device
+    hidden = hf.base_model(input_ids=packed["input_ids"].to(device),
+                           attention_mask=packed["attention_mask"].to(device),
+                           position_ids=packed["position_ids"].to(device)).last_hidden_state
+    ends = packed["ends"].to(device)
+    rows = torch.arange(len(ends), device=device)[:, None]
+    return hf.score(hidden[rows, ends]).squeeze(-1)
+
+
+@torch.no_grad()
+def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 64) -> np.ndarray:
+    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1. Each pair's prompt is
+    encoded once (`pack_pairs`); pairs are batched by packed length."""
+    model.eval()
+    dtype = _float_dtype(model)
+    a, b = pairs.ids[: pairs.n], pairs.ids[pairs.n:]
+    order = sorted(range(pairs.n), key=lambda r: len(a[r]) + len(b[r]))
+    scores = np.zeros((pairs.n, 2))
+    for i in range(0, pairs.n, batch_size):
+        rows = order[i: i + batch_size]
+        packed = pack_pairs([a[r] for r in rows], [b[r] for r in rows], pairs.pad_id, dtype)
+        scores[rows] = packed_pair_scores(model, packed).float().cpu().numpy()
+    return scores.T.copy()
 
 
 def accuracy(scores: np.ndarray, choice: np.ndarray) -> float:
@@ -170,7 +236,7 @@ def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -
 
 
 # Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
-RM_VERSION = 2
+RM_VERSION = 3  # 3: pairs packed with their shared prompt (`pack_pairs`)
 # The data order draws from its own stream: a plain `default_rng(seed)` would replay the label
 # corruption's permutation (`lib.world.corrupt_labels`, seeded with the world seed) for the RM whose
 # seed equals the world seed, and that RM would see only the flipped pairs first.
@@ -190,6 +256,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig,
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    dtype = _float_dtype(model)
     order, cursor = rng.permutation(pairs.n), 0
     history: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
     model.train()
@@ -199,15 +266,16 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig,
         rows = order[cursor: cursor + cfg.batch_size]
         cursor += cfg.batch_size
         ch, rej = pairs.chosen_rejected(rows)
-        r = last_token_scores(model, pairs.batch(ch + rej))
-        loss = bt_loss(r[: len(ch)], r[len(ch):])
+        r = packed_pair_scores(model, pack_pairs([pairs.ids[k] for k in ch], [pairs.ids[k] for k in rej],
+                                                 pairs.pad_id, dtype))
+        loss = bt_loss(r[:, 0], r[:, 1])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         history["step"].append(step)
         history["loss"].append(loss.item())
-        history["accuracy"].append(float((r[: len(ch)] >= r[len(ch):]).float().mean()))
+        history["accuracy"].append(float((r[:, 0] >= r[:, 1]).float().mean()))
         if on_checkpoint is not None and step in cfg.checkpoint_steps:
             on_checkpoint(step, model)
             model.train()
@@ -373,23 +441,31 @@ class RewardModels:
             model.score.load_state_dict(self.head(cfg.corruption, seed=cfg.seed))
             return model
         head = self.head(cfg.corruption)
+        device = self.pl.profile.device
         if cfg.mode == "full":
-            return reward_model_from(self._lm_path(cfg.init_checkpoint), head, cfg.dropout)
+            return reward_model_from(self._lm_path(cfg.init_checkpoint), head, cfg.dropout).to(device)
         if cfg.mode not in ("lora", "qlora"):
             raise ValueError(f"unknown RM mode {cfg.mode!r}; valid: full, lora, qlora")
         from peft import LoraConfig, get_peft_model
         from transformers import BitsAndBytesConfig
 
+        from .models import exact_4bit_on_cpu, lora_targets
+
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                   bnb_4bit_compute_dtype=torch.float32) if cfg.mode == "qlora" else None
+                                   bnb_4bit_compute_dtype=getattr(torch, self.pl.profile.model.dtype)) \
+            if cfg.mode == "qlora" else None
         model = AutoModelForSequenceClassification.from_pretrained(
             str(self._lm_path(cfg.init_checkpoint)), num_labels=1, quantization_config=quant,
-            use_safetensors=True, device_map={"": "cpu"} if quant else None)
+            use_safetensors=True, device_map={"": device} if quant else None)
+        if quant is None:
+            model.to(device)
+        else:
+            exact_4bit_on_cpu(model)
         model.score.load_state_dict(head)
+        if self.pl.profile.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lora = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                          lora_dropout=cfg.dropout,
-                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                          "up_proj", "down_proj"])
+                          lora_dropout=cfg.dropout, target_modules=lora_targets(model))
         return get_peft_model(model, lora)
 
     def rm_key(self, cfg: RMConfig) -> dict:
@@ -415,7 +491,8 @@ class RewardModels:
         """An RM carrying the (e.g. weight-averaged) full state dict `state`. With `copy=False`
         the one shared template is reloaded in place (fast, for scoring one model at a time)."""
         if getattr(self, "_template", None) is None:
-            self._template = reward_model_from(self._lm_path(None), None).eval()
+            self._template = reward_model_from(self._lm_path(None), None).to(
+                self.pl.profile.device).eval()
         missing, unexpected = self._template.load_state_dict(state, strict=False)
         if unexpected or [k for k in missing if "lm_head" not in k]:
             raise ValueError(f"state dict does not fit the RM: missing {missing[:3]}, "

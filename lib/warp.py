@@ -32,7 +32,8 @@ from typing import Callable, Sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import SEED_STRIDE, WARPConfig
-from .merge import StateDict, global_norm, liti, slerp, slerp_many, task_vector, weight_average
+from .merge import (StateDict, global_norm, layer_group, liti, slerp, slerp_many, task_vector,
+                    weight_average)
 from .rl import RewardFn, is_peft, train_policy, wrap_lora
 
 
@@ -82,8 +83,8 @@ def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARP
       (order-dependent);
     - "lerp": the uniform average of the models, θ_init + mean_m δ_m.
 
-    Angles are per tensor if `cfg.per_tensor`, else over the whole flattened task vector. One
-    model is returned as is (a copy).
+    SLERP's angles are taken per tensor, per transformer layer or over the whole flattened task
+    vector (`cfg.angles`). One model is returned as is (a copy).
     """
     thetas = list(thetas)
     if not thetas:
@@ -92,9 +93,10 @@ def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARP
         return {k: v.clone() for k, v in thetas[0].items()}
     if cfg.merge == "lerp":
         return weight_average(thetas)
+    angles = {"per_tensor": cfg.angles != "global", "group": layer_group if cfg.angles == "layer" else None}
     if len(thetas) == 2:
-        return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, per_tensor=cfg.per_tensor)
-    return slerp_many(theta_init, thetas, per_tensor=cfg.per_tensor)
+        return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, **angles)
+    return slerp_many(theta_init, thetas, **angles)
 
 
 def warp(init_state: StateDict, make_policy: Callable[[StateDict], PreTrainedModel],

@@ -36,8 +36,13 @@ def test_wrong_schema_is_a_clear_error():
 
 
 def test_missing_local_data_says_what_to_download(tmp_path):
-    with pytest.raises(RuntimeError, match="download"):
+    with pytest.raises(RuntimeError) as err:
         D.load_tldr_comparisons(tmp_path / "nowhere")
+    assert "hf download openai/summarize_from_feedback --repo-type dataset" in str(err.value)
+    assert "'tldr.comparisons_path'" in str(err.value)
+    with pytest.raises(RuntimeError) as err:
+        D.load_tldr_sft(tmp_path / "nowhere")
+    assert f"hf download {D.TLDR_SFT}" in str(err.value) and "'tldr.sft_path'" in str(err.value)
 
 
 def test_prompt_format_is_tldr():

@@ -43,3 +43,20 @@ def test_qlora_step_on_cpu_lowers_the_loss(tmp_path):
     with torch.no_grad():
         after = model(input_ids=batch, labels=batch).loss
     assert after < before
+
+
+def test_lora_targets_are_the_backbone_linears_of_any_architecture():
+    from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
+
+    from lib.config import ModelConfig
+    from lib.models import lora_targets, train_tokenizer, tiny_llama
+
+    tok = train_tokenizer(["a tiny text", "another one"], 60)
+    llama = tiny_llama(ModelConfig(vocab_size=60, hidden_size=16, num_layers=1, num_heads=2,
+                                   intermediate_size=32), tok)
+    assert lora_targets(llama) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                          "up_proj", "down_proj"])
+    neox = GPTNeoXForSequenceClassification(GPTNeoXConfig(
+        vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=1))
+    assert lora_targets(neox) == ["dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"]

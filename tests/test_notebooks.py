@@ -23,9 +23,31 @@ def test_source_has_no_outputs_and_a_parameters_cell(path):
     assert len(tagged) == 1 and "profile" in tagged[0].source
 
 
-def test_all_notebooks_execute_on_smoke(tmp_env):
-    assert runner.main(["--profile", "smoke"]) == 0
-    results = tmp_env / "results"
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Every notebook on `smoke`, twice, each run from an empty cache: the results directories."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("REPRO_CACHE_DIR", "REPRO_RESULTS_DIR")}
+    runs = []
+    try:
+        for run in ("a", "b"):
+            root = tmp_path_factory.mktemp(f"smoke-{run}")
+            os.environ["REPRO_CACHE_DIR"] = str(root / "cache")
+            os.environ["REPRO_RESULTS_DIR"] = str(root / "results")
+            runs.append((runner.main(["--profile", "smoke"]), root / "results"))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return runs
+
+
+def test_all_notebooks_execute_on_smoke(smoke_runs):
+    status, results = smoke_runs[0]
+    assert status == 0
     executed = sorted(p.name for p in (results / "executed").glob("*.ipynb"))
     assert executed == [p.name for p in NOTEBOOKS]
     claims = json.loads((results / "claims.json").read_text())
@@ -35,6 +57,17 @@ def test_all_notebooks_execute_on_smoke(tmp_env):
     figures = list((results / "figures").glob("*.png"))
     assert figures and all((f.with_suffix(".pdf")).exists() for f in figures)
     assert (results / "REPORT.md").read_text().count("| smoke |") >= 1
+
+
+def test_two_smoke_runs_with_one_seed_give_identical_claims(smoke_runs):
+    """Every claim's value and verdict from two runs, each from an empty cache, match exactly
+    (claims timed in seconds aside)."""
+    from lib.results import TIMED_CLAIMS
+
+    assert [status for status, _ in smoke_runs] == [0, 0]
+    claims = [{c["id"]: c for c in json.loads((results / "claims.json").read_text())
+               if c["id"] not in TIMED_CLAIMS} for _, results in smoke_runs]
+    assert claims[0] and claims[0] == claims[1]
 
 
 def runner_claim_keys():

@@ -7,7 +7,8 @@ from lib.cache import ArtifactCache
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
 from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, data_order_rng, last_token_scores,
-                    lora_merged_state_dict)
+                    lora_merged_state_dict, pack_pairs, packed_pair_scores, score_pairs,
+                    score_sequences)
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
         "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.steps": 3}
@@ -58,6 +59,49 @@ def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
     ens = (sa + sb) / 2
     assert accuracy(ens, np.asarray(ds["choice"])) == pytest.approx(
         np.mean(np.where(np.asarray(ds["choice"]) == 1, ens[1] >= ens[0], ens[0] >= ens[1])))
+
+
+def test_pack_pairs_layout_by_hand():
+    packed = pack_pairs([[5, 6, 7, 8], [5, 9]], [[5, 6, 3], [5, 9]], pad_id=0)
+    # pair 0: prefix [5, 6], tails [7, 8] and [3]; pair 1: identical sequences keep one token each
+    assert packed["input_ids"].tolist() == [[5, 6, 7, 8, 3], [0, 0, 5, 9, 9]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 2], [0, 0, 0, 1, 1]]
+    assert packed["ends"].tolist() == [[3, 4], [3, 4]]
+    seen = packed["attention_mask"][0, 0] == 0  # what each position attends to
+    assert seen[4].tolist() == [True, True, False, False, True]  # tail b: prefix and itself
+    assert seen[3].tolist() == [True, True, True, True, False]  # tail a: causal
+    assert seen[1].tolist() == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "qlora"])
+def test_packed_pairs_score_like_separate_sequences(rms, mode):
+    """Encoding a pair's prompt once gives the rewards (and the BT loss gradients) of scoring its
+    two sequences separately."""
+    cfg = rms.member(0).__class__(mode=mode, dropout=0.0)
+    model = rms.build_model(cfg)
+    if mode == "lora":  # non-zero B so the adapters change the output
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.05)
+    pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["validation"].select(range(24)), 160)
+    # eval mode (for qlora: bitsandbytes' float NF4 kernel on every CPU, `exact_4bit_on_cpu`)
+    separate = score_sequences(model, pairs.ids, pairs.pad_id).reshape(2, pairs.n)
+    assert np.allclose(score_pairs(model, pairs, batch_size=7), separate, atol=1e-4)
+    # the training path: same rewards, loss and gradients as the unpacked batch
+    ch, rej = pairs.chosen_rejected(range(8))
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    r_sep = last_token_scores(model, pairs.batch(ch + rej))
+    grads_sep = torch.autograd.grad(bt_loss(r_sep[:8], r_sep[8:]), params)
+    r = packed_pair_scores(model, pack_pairs([pairs.ids[k] for k in ch], [pairs.ids[k] for k in rej],
+                                             pairs.pad_id))
+    assert torch.allclose(r.T.reshape(-1), r_sep, atol=1e-4)
+    # train mode and eval mode compute the same rewards (no dropout; one NF4 kernel)
+    chosen_rejected = np.concatenate([[separate[int(pairs.choice[k]), k] for k in range(8)],
+                                      [separate[1 - int(pairs.choice[k]), k] for k in range(8)]])
+    assert np.allclose(r_sep.detach().numpy(), chosen_rejected, atol=1e-4)
+    grads_packed = torch.autograd.grad(bt_loss(r[:, 0], r[:, 1]), params)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-3) for a, b in zip(grads_sep, grads_packed))
 
 
 def test_qlora_rm_step_lowers_the_loss_on_a_fixed_batch(rms):
@@ -132,3 +176,24 @@ def test_data_order_is_independent_of_the_label_corruption(seed):
     _, flipped = corrupt_labels([0] * n, fraction, seed=seed)
     first = data_order_rng(seed).permutation(n)[:1280]  # the default pool's 80 steps × 16 pairs
     assert abs(np.asarray(flipped)[first].mean() - fraction) < 0.05
+
+
+def test_gradient_checkpointing_trains_the_same_rm(tmp_path):
+    """A memory knob, not a modelling one: same weights, and not part of any cache key."""
+    from lib.cache import ArtifactCache
+    from lib.pipeline import Pipeline
+    from lib.rm import RewardModels
+
+    fast = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 3,
+            "rm.mode": "lora", "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
+    states = []
+    for gc in (False, True):
+        rms = RewardModels(Pipeline("smoke", {**fast, "gradient_checkpointing": gc},
+                                    cache=ArtifactCache(tmp_path / str(gc))))
+        cfg = rms.pool(0.0)[0]
+        model = rms.build_model(cfg)
+        assert model.get_base_model().is_gradient_checkpointing == gc
+        states.append(rms.state(cfg))
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.allclose(states[0][k], states[1][k], atol=1e-6) for k in states[0])
+    assert rms.rm_key(cfg) == RewardModels(Pipeline("smoke", fast)).rm_key(cfg)

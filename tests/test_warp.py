@@ -50,7 +50,7 @@ def synthetic(seed: int, scale: float = 1.0) -> dict:
 
 def test_bad_config_values_raise():
     for bad in ({"m": 0}, {"m": 1000}, {"iterations": 0}, {"eta": -0.1}, {"eta": float("nan")},
-                {"merge": "ties"}, {"lam": 1.5}, {"rl": {"beta": 0.1}}):
+                {"merge": "ties"}, {"angles": "row"}, {"lam": 1.5}, {"rl": {"beta": 0.1}}):
         with pytest.raises(ValueError):
             WARPConfig(**bad)
     assert WARPConfig().rl.anchor == "ema" and WARPConfig().rl.beta == 0.1
@@ -61,8 +61,8 @@ def test_bad_config_values_raise():
 
 def test_slerp_of_identical_policies_returns_that_policy():
     init, theta = synthetic(0), synthetic(1)
-    for m, per_tensor in ((2, True), (2, False), (3, True)):
-        merged = merge_policies(init, [theta] * m, WARPConfig(m=m, per_tensor=per_tensor))
+    for m, angles in ((2, "tensor"), (2, "global"), (2, "layer"), (3, "tensor")):
+        merged = merge_policies(init, [theta] * m, WARPConfig(m=m, angles=angles))
         assert set(merged) == set(theta)
         assert all(torch.allclose(merged[k], theta[k], atol=1e-6) for k in theta)
     assert equal(merge_policies(init, [theta], WARPConfig(m=1)), theta)
@@ -70,16 +70,35 @@ def test_slerp_of_identical_policies_returns_that_policy():
 
 def test_the_many_model_rule_reduces_to_two_model_slerp():
     init, a, b = synthetic(0), synthetic(1), synthetic(2)
-    for per_tensor in (True, False):
+    for angles, per_tensor in (("tensor", True), ("global", False)):
         two = slerp(init, a, b, lam=0.5, per_tensor=per_tensor)
         many = slerp_many(init, [a, b], per_tensor=per_tensor)
-        via = merge_policies(init, [a, b], WARPConfig(per_tensor=per_tensor))
+        via = merge_policies(init, [a, b], WARPConfig(angles=angles))
         assert all(torch.allclose(many[k], two[k], atol=1e-6) for k in two)
         assert all(torch.allclose(via[k], two[k], atol=1e-6) for k in two)
     # M = 3 gives each model weight 1/3: for parallel task vectors it is their mean
     c = {k: init[k] + 2 * (a[k] - init[k]) if k != "steps" else init[k] for k in init}
     mean3 = merge_policies(init, [a, a, c], WARPConfig(m=3))
     assert torch.allclose(mean3["w"], init["w"] + (4 / 3) * (a["w"] - init["w"]), atol=1e-5)
+
+
+def test_layer_angles_take_one_angle_per_transformer_layer():
+    # layer 0: its two tensors' task vectors are orthogonal in `q` and parallel in `k`
+    init = {"layers.0.q": torch.zeros(2), "layers.0.k": torch.zeros(2), "norm": torch.zeros(2)}
+    a = {"layers.0.q": torch.tensor([1.0, 0.0]), "layers.0.k": torch.tensor([1.0, 0.0]),
+         "norm": torch.tensor([0.0, 1.0])}
+    b = {"layers.0.q": torch.tensor([0.0, 1.0]), "layers.0.k": torch.tensor([1.0, 0.0]),
+         "norm": torch.tensor([0.0, 1.0])}
+    by_layer = merge_policies(init, [a, b], WARPConfig(angles="layer"))
+    by_tensor = merge_policies(init, [a, b], WARPConfig(angles="tensor"))
+    # per tensor, `q` keeps its norm (90°) and `k` is its own (parallel) vector
+    assert by_tensor["layers.0.q"].norm() == pytest.approx(1.0)
+    assert torch.allclose(by_tensor["layers.0.k"], a["layers.0.k"])
+    # per layer, one 60° angle for the concatenated (q, k): both tensors get the same coefficients
+    c = math.sin(math.pi / 6) / math.sin(math.pi / 3)
+    assert torch.allclose(by_layer["layers.0.q"], torch.tensor([c, c]), atol=1e-6)
+    assert torch.allclose(by_layer["layers.0.k"], torch.tensor([2 * c, 0.0]), atol=1e-6)
+    assert torch.allclose(by_layer["norm"], a["norm"])  # outside any layer: its own group
 
 
 def test_lerp_shrinks_orthogonal_task_vectors_and_slerp_keeps_their_norm():
@@ -90,9 +109,9 @@ def test_lerp_shrinks_orthogonal_task_vectors_and_slerp_keeps_their_norm():
     norm = global_norm(task_vector(a, init))
     assert norm == pytest.approx(global_norm(task_vector(b, init)))
     assert angle_deg(task_vector(a, init), task_vector(b, init)) == pytest.approx(90.0)
-    for per_tensor in (True, False):
-        lerp = merge_policies(init, [a, b], WARPConfig(merge="lerp", per_tensor=per_tensor))
-        sl = merge_policies(init, [a, b], WARPConfig(per_tensor=per_tensor))
+    for angles in ("tensor", "global"):
+        lerp = merge_policies(init, [a, b], WARPConfig(merge="lerp", angles=angles))
+        sl = merge_policies(init, [a, b], WARPConfig(angles=angles))
         assert global_norm(task_vector(lerp, init)) == pytest.approx(norm / math.sqrt(2), rel=1e-5)
         assert global_norm(task_vector(sl, init)) == pytest.approx(norm, rel=1e-5)
         assert torch.equal(sl["steps"], init["steps"]) and sl["w"].dtype == torch.float32

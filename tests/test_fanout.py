@@ -1,0 +1,52 @@
+"""Fan-out: shards of the RM pools fill one cache; the notebooks' calls then only read it."""
+
+import pytest
+
+from lib import fanout
+from lib.cache import ArtifactCache
+from lib.config import get_profile
+from lib.pipeline import Pipeline
+from lib.rm import RewardModels
+
+FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 2,
+        "rm.n_rms": 3, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
+
+
+def test_shards_build_every_rm_once_and_the_notebooks_read_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
+    root = tmp_path / "smoke"
+    monkeypatch.setattr(fanout, "get_profile", lambda name: get_profile(name, FAST))
+    assert fanout.main(["prepare", "--profile", "smoke"]) == 0
+    built = []
+    for i in range(2):
+        before = {p.name for p in root.glob("rm-*")}
+        assert fanout.main(["rms", "--profile", "smoke", "--shard", f"{i}/2"]) == 0
+        built.append({p.name for p in root.glob("rm-*")} - before)
+    assert built[0] and built[1] and not built[0] & built[1]
+    assert len(built[0] | built[1]) == 2 * FAST["rm.n_rms"]
+
+    cache = ArtifactCache(root)
+    rms = RewardModels(Pipeline("smoke", FAST, cache=cache))
+    for c in (0.0, 0.25):
+        for cfg in rms.pool(c):
+            rms.state(cfg)
+    assert cache.builds == 0 and cache.hits > 0
+
+
+def test_an_artifact_finished_meanwhile_by_another_process_is_kept(tmp_path):
+    cache = ArtifactCache(tmp_path)
+
+    def slow_build(tmp):
+        # While this process builds, another one finishes the same artifact.
+        ArtifactCache(tmp_path).stage("s", {"k": 1}, lambda t: {"by": "other"})
+        return {"by": "me"}
+
+    art = cache.stage("s", {"k": 1}, slow_build)
+    assert art.meta["by"] == "other" and cache.load("s", {"k": 1}).meta["by"] == "other"
+    assert [p.name for p in tmp_path.iterdir()] == [art.key]
+
+
+@pytest.mark.parametrize("bad", ["2/2", "1", "a/b", "-1/3"])
+def test_a_bad_shard_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="shard"):
+        fanout.parse_shard(bad)
