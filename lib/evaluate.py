@@ -1,4 +1,4 @@
-"""Evaluation: pairwise accuracy, best-of-N and its KL, gold scoring of samples, win rates."""
+"""Evaluation: pairwise accuracy, best-of-N and its KL, win rates."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import world as W
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 
@@ -114,11 +113,6 @@ def best_of_n_win_rate(proxy_a: ArrayLike, n_a: int, proxy_b: ArrayLike, n_b: in
         raise ValueError("proxy and gold scores must share one (prompts, K) shape")
     beats = (gold[:, :, None] > gold[:, None, :]) + 0.5 * (gold[:, :, None] == gold[:, None, :])
     return float(np.einsum("pi,pij,pj->p", pa, beats, pb).mean())
-
-
-def gold_scores(posts: Sequence[str], samples: Sequence[Sequence[str]]) -> np.ndarray:
-    """Gold reward of every sample, shaped (posts, samples per post)."""
-    return np.array([[W.gold_reward(p, s) for s in row] for p, row in zip(posts, samples)])
 
 
 def win_rate(scores_a: ArrayLike, scores_b: ArrayLike) -> float:

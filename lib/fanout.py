@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--shard", default="0/1", help="i/N: build the i-th of N shares")
     args = parser.parse_args(argv)
-    i, n = parse_shard(args.shard)
+    try:
+        i, n = parse_shard(args.shard)
+    except ValueError as err:
+        parser.error(str(err))
     pl = Pipeline(get_profile(args.profile))
     if args.stage == "prepare":
         prepare(pl)

@@ -13,19 +13,20 @@ safetensors; the base model is read again from `gold.hub_name` when the control 
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from .cache import Artifact
 from .config import GoldConfig
 from .evaluate import choice_accuracy
-from .models import exact_4bit_on_cpu, hub_error, load_tokenizer, lora_targets
-from .rm import PairSet, RMConfig, encode, left_pad, score_pairs, train_reward_model
+from .models import from_pretrained, load_tokenizer, lora_targets
+from .rm import PairSet, RMConfig, encode, score_pairs, score_sequences, train_reward_model
 
 # Bump when the control RM's training changes in a way its config does not show.
 GOLD_VERSION = 1
@@ -37,23 +38,11 @@ def control_rm_model(cfg: GoldConfig, pad_token_id: int, device: str = "cpu",
     base model with a one-output head, plus LoRA adapters on every linear layer (LoRA, QLoRA)."""
     if cfg.mode not in ("full", "lora", "qlora"):
         raise ValueError(f"unknown gold.mode {cfg.mode!r}; valid: full, lora, qlora")
-    dtype = getattr(torch, cfg.dtype)
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                               bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True) \
-        if cfg.mode == "qlora" else None
     torch.manual_seed(cfg.seed)  # the fresh head
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(cfg.hub_name), num_labels=1, dtype=dtype, quantization_config=quant,
-            use_safetensors=True, trust_remote_code=False,
-            device_map={"": device} if quant else None)
-    except OSError as err:
-        raise hub_error("control RM base model", cfg.hub_name, err) from None
+    model = from_pretrained(AutoModelForSequenceClassification, cfg.hub_name, dtype=cfg.dtype,
+                            load_in_4bit=cfg.mode == "qlora", device=device,
+                            what="control RM base model", num_labels=1)
     model.config.pad_token_id = pad_token_id
-    if quant is None:
-        model.to(device)
-    else:
-        exact_4bit_on_cpu(model)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.mode == "full":
@@ -70,25 +59,6 @@ def trained_parameters(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
-@torch.no_grad()
-def last_position_scores(model: PreTrainedModel, seqs: Sequence[Sequence[int]], pad_id: int,
-                         batch_size: int = 64) -> np.ndarray:
-    """Reward of every sequence: the head on the hidden state of its last token (inputs are
-    left-padded, so that is the last position). Reading the position directly, rather than letting
-    the model find the last non-pad token, stays right when the pad token is the EOS token."""
-    model.eval()
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-    device = next(model.parameters()).device
-    order = sorted(range(len(seqs)), key=lambda r: len(seqs[r]))
-    scores = np.zeros(len(seqs))
-    for i in range(0, len(order), batch_size):
-        rows = order[i: i + batch_size]
-        batch = left_pad([seqs[r] for r in rows], pad_id)
-        hidden = hf.base_model(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state
-        scores[rows] = hf.score(hidden[:, -1]).squeeze(-1).float().cpu().numpy()
-    return scores
-
-
 class ControlRM:
     """The gold reward of a pipeline whose profile names a control RM (`profile.gold.hub_name`)."""
 
@@ -98,18 +68,15 @@ class ControlRM:
         if self.cfg.hub_name is None:
             raise ValueError("profile.gold.hub_name is None: this profile's gold reward is the "
                              "synthetic world's exact one (lib.world.gold_reward)")
-        self._model: PreTrainedModel | None = None
 
     @property
     def key(self) -> dict:
         return {"world": self.pl.world_key, "gold": self.cfg,
                 "max_length": self.pl.profile.model.max_length, "version": GOLD_VERSION}
 
-    @property
+    @cached_property
     def tokenizer(self):
-        if getattr(self, "_tok", None) is None:
-            self._tok = load_tokenizer(self.cfg.hub_name)
-        return self._tok
+        return load_tokenizer(self.cfg.hub_name)
 
     def _rm_config(self) -> RMConfig:
         return RMConfig(seed=self.cfg.seed, lr=self.cfg.lr, mode=self.cfg.mode,
@@ -135,20 +102,19 @@ class ControlRM:
 
         return self.pl.cache.stage("gold-rm", self.key, build)
 
+    @cached_property
     def model(self) -> PreTrainedModel:
         """The trained control RM (loaded once)."""
-        if self._model is None:
-            art = self.artifact()
-            model = control_rm_model(self.cfg, self.tokenizer.pad_token_id, self.pl.profile.device)
-            trained = load_file(str(art.path / "control_rm.safetensors"))
-            missing, unexpected = model.load_state_dict(trained, strict=False)
-            if unexpected or set(trained) - set(dict(model.named_parameters())):
-                raise ValueError(f"the stored control RM does not fit {self.cfg.hub_name!r}: "
-                                 f"unexpected {sorted(unexpected)[:3]}")
-            self._model = model.eval()
-        return self._model
+        art = self.artifact()
+        model = control_rm_model(self.cfg, self.tokenizer.pad_token_id, self.pl.profile.device)
+        trained = load_file(str(art.path / "control_rm.safetensors"))
+        _, unexpected = model.load_state_dict(trained, strict=False)
+        if unexpected or set(trained) - set(dict(model.named_parameters())):
+            raise ValueError(f"the stored control RM does not fit {self.cfg.hub_name!r}: "
+                             f"unexpected {sorted(unexpected)[:3]}")
+        return model.eval()
 
     def score(self, prompts: Sequence[str], summaries: Sequence[str]) -> np.ndarray:
         """Gold reward of each (prompt, summary)."""
         seqs = encode(self.tokenizer, prompts, summaries, self.pl.profile.model.max_length)
-        return last_position_scores(self.model(), seqs, self.tokenizer.pad_token_id)
+        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id)

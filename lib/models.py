@@ -104,6 +104,26 @@ def save_model(model: PreTrainedModel, path: Path) -> None:
     save_file(state, str(path / "model.safetensors"))
 
 
+def from_pretrained(auto_class, path_or_name: Path | str, *, dtype: str = "float32",
+                    load_in_4bit: bool = False, double_quant: bool = True, device: str = "cpu",
+                    what: str = "model", **kwargs) -> PreTrainedModel:
+    """The one way weights are read: `auto_class.from_pretrained` with safetensors only and no
+    remote code, optionally quantized to NF4 with bitsandbytes (a QLoRA base, computing in `dtype`,
+    with the float kernel on every CPU: `exact_4bit_on_cpu`), on `device`. A model that is neither
+    a directory nor on the hub is one clear message (`hub_error`)."""
+    torch_dtype = getattr(torch, dtype)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_compute_dtype=torch_dtype,
+                               bnb_4bit_use_double_quant=double_quant) if load_in_4bit else None
+    try:
+        model = auto_class.from_pretrained(
+            str(path_or_name), dtype=torch_dtype, quantization_config=quant, use_safetensors=True,
+            trust_remote_code=False, device_map={"": device} if quant else None, **kwargs)
+    except OSError as err:
+        raise hub_error(what, path_or_name, err) from None
+    return exact_4bit_on_cpu(model) if quant else model.to(device)
+
+
 def load_model(path_or_name: Path | str, *, load_in_4bit: bool = False, lora: dict | None = None,
                dtype: str = "float32", device: str = "cpu") -> PreTrainedModel:
     """One loader for the tiny models (a cache directory) and hub models (a name).
@@ -111,23 +131,8 @@ def load_model(path_or_name: Path | str, *, load_in_4bit: bool = False, lora: di
     `load_in_4bit` quantizes linear layers to NF4 with bitsandbytes (QLoRA; compute in `dtype`);
     `lora` is a dict of peft `LoraConfig` arguments, e.g. {"r": 8, "lora_alpha": 16}.
     """
-    torch_dtype = getattr(torch, dtype)
-    quant = None
-    if load_in_4bit:
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                   bnb_4bit_compute_dtype=torch_dtype,
-                                   bnb_4bit_use_double_quant=True)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path_or_name), dtype=torch_dtype, quantization_config=quant,
-            use_safetensors=True, trust_remote_code=False,
-            device_map={"": device} if load_in_4bit else None)
-    except OSError as err:
-        raise hub_error("model", path_or_name, err) from None
-    if load_in_4bit:
-        exact_4bit_on_cpu(model)
-    else:
-        model.to(device)
+    model = from_pretrained(AutoModelForCausalLM, path_or_name, dtype=dtype,
+                            load_in_4bit=load_in_4bit, device=device)
     if lora is not None:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 

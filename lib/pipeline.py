@@ -202,17 +202,14 @@ class Pipeline:
         def build(tmp: Path) -> dict:
             samples, stats = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(posts),
                                               k, self.profile.sampling, desc=f"{stage} pool")
-            k_of = [len(row) for row in samples]
-            flat = self.gold([p for p, n in zip(D.prompts_of(posts), k_of) for _ in range(n)],
-                             [p for p, n in zip(posts["post"], k_of) for _ in range(n)],
-                             [s for row in samples for s in row])
-            gold = np.split(flat, np.cumsum(k_of)[:-1])
-            gold = [g.tolist() for g in gold]
+            gold = self.gold([p for p in D.prompts_of(posts) for _ in range(k)],
+                             [p for p in posts["post"] for _ in range(k)],
+                             [s for row in samples for s in row]).reshape(len(samples), k).tolist()
             (tmp / "pool.json").write_text(json.dumps({"samples": samples, "gold": gold}))
             return {"sampling": stats}
 
         art = self.cache.stage("pool", key, build)
         pool = json.loads((art.path / "pool.json").read_text())
         return {"posts": posts, "samples": pool["samples"],
-                "gold": None if pool["gold"] is None else np.asarray(pool["gold"]),
+                "gold": np.asarray(pool["gold"]),
                 "stats": art.meta["sampling"], "key": key}

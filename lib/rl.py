@@ -199,19 +199,10 @@ def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
 def policy_for(path: Path | str, cfg: RLConfig, device: str = "cpu") -> PreTrainedModel:
     """A causal LM loaded from a saved directory, ready for `cfg.mode`: full weights, or fresh
     LoRA adapters on a float (lora) or NF4 4-bit base (qlora, compute in float32)."""
-    from transformers import BitsAndBytesConfig
+    from .models import from_pretrained
 
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                               bnb_4bit_compute_dtype=torch.float32) if cfg.mode == "qlora" else None
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=torch.float32, quantization_config=quant, use_safetensors=True,
-        trust_remote_code=False, device_map={"": device} if quant else None)
-    if quant is None:
-        model.to(device)
-    else:
-        from .models import exact_4bit_on_cpu
-
-        exact_4bit_on_cpu(model)
+    model = from_pretrained(AutoModelForCausalLM, path, load_in_4bit=cfg.mode == "qlora",
+                            double_quant=False, device=device)
     return model if cfg.mode == "full" else wrap_lora(model, cfg)
 
 

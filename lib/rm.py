@@ -106,10 +106,14 @@ class PairSet:
 
 
 def last_token_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Reward of each sequence: the head on the last token (inputs are left-padded)."""
+    """Reward of each sequence: the head on the hidden state of its last position (inputs are
+    left-padded, so that is its EOS). Read directly, not through the model's own pooling, which
+    looks for the last non-pad token and so skips the EOS when the pad token is the EOS (Pythia).
+    Works for plain and peft-wrapped sequence-classification models."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
     device = next(model.parameters()).device
-    out = model(**{k: v.to(device) for k, v in batch.items()})
-    return out.logits[:, -1, 0] if out.logits.dim() == 3 else out.logits[:, 0]
+    hidden = hf.base_model(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state
+    return hf.score(hidden[:, -1]).squeeze(-1)
 
 
 @torch.no_grad()
@@ -447,20 +451,12 @@ class RewardModels:
         if cfg.mode not in ("lora", "qlora"):
             raise ValueError(f"unknown RM mode {cfg.mode!r}; valid: full, lora, qlora")
         from peft import LoraConfig, get_peft_model
-        from transformers import BitsAndBytesConfig
 
-        from .models import exact_4bit_on_cpu, lora_targets
+        from .models import from_pretrained, lora_targets
 
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                   bnb_4bit_compute_dtype=getattr(torch, self.pl.profile.model.dtype)) \
-            if cfg.mode == "qlora" else None
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(self._lm_path(cfg.init_checkpoint)), num_labels=1, quantization_config=quant,
-            use_safetensors=True, device_map={"": device} if quant else None)
-        if quant is None:
-            model.to(device)
-        else:
-            exact_4bit_on_cpu(model)
+        model = from_pretrained(AutoModelForSequenceClassification, self._lm_path(cfg.init_checkpoint),
+                                dtype=self.pl.profile.model.dtype, load_in_4bit=cfg.mode == "qlora",
+                                double_quant=False, device=device, num_labels=1)
         model.score.load_state_dict(head)
         if self.pl.profile.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

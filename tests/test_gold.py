@@ -101,8 +101,8 @@ def test_the_control_rm_is_the_gold_reward(real, tmp_path, mode):
     assert other.pool_key("sft", 4, 3) != pl.pool_key("sft", 4, 3)
 
 
-def test_control_rm_scores_read_the_last_token_even_when_pad_is_eos():
-    from lib.gold import last_position_scores
+def test_rm_scores_read_the_last_token_even_when_pad_is_eos():
+    from lib.rm import score_sequences
 
     torch.manual_seed(0)
     cfg = GPTNeoXConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -110,7 +110,7 @@ def test_control_rm_scores_read_the_last_token_even_when_pad_is_eos():
     from transformers import GPTNeoXForSequenceClassification
     model = GPTNeoXForSequenceClassification(cfg).eval()
     seqs = [[5, 6, 7, 1], [8, 9, 1], [4, 1]]  # each ends with EOS = pad = 1
-    batched = last_position_scores(model, seqs, pad_id=1)
+    batched = score_sequences(model, seqs, pad_id=1)
     with torch.no_grad():
         alone = [model.score(model.gpt_neox(torch.tensor([s])).last_hidden_state[:, -1]).item()
                  for s in seqs]
