@@ -319,6 +319,14 @@ PROFILES: dict[str, Profile] = {
                         mode="qlora", probe_pairs=4_000, n_eval=2_000),
         world_check=WorldCheckConfig(n_prompts=256, pool_size=256),
         bon=BestOfNConfig(n_prompts=512, k=64),
+        # Policies are QLoRA too; the paper's KL strengths (WARM: β = 0.003 clean, WARP: 0.1 with
+        # the EMA anchor), 64 samples per step (the paper: 128) and LoRA's larger learning rate.
+        rl=RLSetup(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003,
+                                max_new_tokens=53, mode="qlora", eval_every=100, n_eval_samples=2),
+                   n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
+        warp=WARPConfig(rl=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
+                                    anchor="ema", ema_mu=0.01, max_new_tokens=53, mode="qlora",
+                                    eval_every=100, n_eval_samples=2)),
         # The control RM, 3.5× the policy and proxy RMs, trained separately (WARM §5, WARP §4).
         gold=GoldConfig(hub_name="EleutherAI/pythia-1.4b-deduped", mode="qlora", steps=3_000,
                         dtype="bfloat16"),

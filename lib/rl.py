@@ -206,6 +206,26 @@ def policy_for(path: Path | str, cfg: RLConfig, device: str = "cpu") -> PreTrain
     return model if cfg.mode == "full" else wrap_lora(model, cfg)
 
 
+def policy_from_state(path: Path | str, state: dict[str, torch.Tensor], cfg: RLConfig,
+                      device: str = "cpu") -> PreTrainedModel:
+    """`policy_for(path, cfg)` with the full weights `state` in place of those saved at `path`
+    (e.g. WARP's LITI model). For lora/qlora, `state` becomes the base under fresh adapters; for
+    qlora it is quantized to NF4 like any saved model (so the base holds `state` up to NF4 error)."""
+    import tempfile
+
+    from .models import from_pretrained
+
+    if cfg.mode == "full":
+        policy = policy_for(path, cfg, device)
+        _load_full_weights(policy, state)
+        return policy
+    plain = from_pretrained(AutoModelForCausalLM, path)
+    _load_full_weights(plain, state)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        return policy_for(tmp, cfg, device)
+
+
 def _lora_layers(model: PreTrainedModel) -> dict[str, torch.nn.Module]:
     """The LoRA-adapted linear layers of a peft model, by name inside the base model."""
     return {name: m for name, m in model.get_base_model().named_modules()
@@ -609,10 +629,15 @@ class RLRuns:
             return np.mean([score_sequences(m, seqs, tok.pad_token_id) for m in models], axis=0)
         return reward
 
-    def key(self, members: Sequence, kind: str, cfg: RLConfig) -> dict:
+    def key(self, members: Sequence, kind: str, cfg: RLConfig, init_key: Any = None) -> dict:
         return {"sft": self.pl.sft_key, "reward": {"kind": kind, "rms": [self.rms.rm_key(c) for c in members]},
                 "rl": cfg, "n_prompts": self.setup.n_prompts, "n_eval_prompts": self.setup.n_eval_prompts,
-                "version": RL_VERSION, **({} if self.pl.gold_key is None else {"gold": self.pl.gold_key})}
+                "version": RL_VERSION, **({} if self.pl.gold_key is None else {"gold": self.pl.gold_key}),
+                **({} if init_key is None else {"init": init_key})}
+
+    def finished(self, members: Sequence, cfg: RLConfig, kind: str = "warm", init_key: Any = None):
+        """The artifact of a run that is already built, else None (nothing is trained)."""
+        return self.pl.cache.load("rl", self.key(members, kind, cfg, init_key))
 
     def run(self, members: Sequence, cfg: RLConfig | None = None, kind: str = "warm",
             desc: str = "RL", init: tuple[Any, dict[str, torch.Tensor]] | None = None):
@@ -620,25 +645,22 @@ class RLRuns:
         its weights at every eval step (`checkpoint-<step>/policy.safetensors`, full weights).
 
         `init = (init_key, state)` starts from the full weights `state` instead of the SFT policy
-        (e.g. WARP's LITI model; full fine-tuning only); `init_key` names how they were made, for the
-        cache. The logged KL to init is always to the SFT policy.
+        (e.g. WARP's LITI model; for lora/qlora, `state` is the base under fresh adapters, see
+        `policy_from_state`); `init_key` names how they were made, for the cache. The logged KL to
+        init is always to the SFT policy.
         """
         from .rm import merged_state_dict
 
         cfg = cfg or self.setup.run
-        key = self.key(members, kind, cfg)
-        if init is not None:
-            if cfg.mode != "full":
-                raise ValueError("RL from a given init state supports mode 'full' only")
-            key = {**key, "init": init[0]}
+        key = self.key(members, kind, cfg, None if init is None else init[0])
         partial = self.pl.cache.root / "partial" / self.pl.cache.key("rl", key)
 
         def build(tmp: Path) -> dict:
             import shutil
 
-            policy = policy_for(self.pl.model_path("sft"), cfg, device=self.pl.profile.device)
-            if init is not None:
-                _load_full_weights(policy, init[1])
+            device = self.pl.profile.device
+            policy = policy_for(self.pl.model_path("sft"), cfg, device=device) if init is None \
+                else policy_from_state(self.pl.model_path("sft"), init[1], cfg, device=device)
             resume = None
             if (partial / "state" / "state.json").exists():
                 try:
@@ -702,6 +724,13 @@ class RLRuns:
     @staticmethod
     def history(art) -> dict:
         return json.loads((art.path / "meta.json").read_text())["history"]
+
+    @staticmethod
+    def start_state(art) -> dict[str, torch.Tensor]:
+        """Full weights the run `art` started from (its step-0 checkpoint): the SFT policy or the
+        given init, for QLoRA as quantized to NF4. Task vectors taken from here hold what RL
+        learned, and nothing of the quantization error that all runs from one init share."""
+        return RLRuns.policy_state(art, 0)
 
     @staticmethod
     def policy_state(art, step: int | None = None) -> dict[str, torch.Tensor]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from . import data as D
-from .cache import Artifact
+from .cache import Artifact, state_fingerprint
 from .evaluate import choice_accuracy, fit_bradley_terry
 
 if TYPE_CHECKING:
@@ -94,10 +94,6 @@ class PairSet:
         self.n = len(ds)
         self.choice = np.asarray(ds["choice"])
         self.flipped = np.asarray(ds["flipped"]) if "flipped" in ds.column_names else None
-
-    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Left-padded batch of sequences `rows` (0..2n−1: summary_0 of every pair, then summary_1)."""
-        return left_pad([self.ids[r] for r in rows], self.pad_id)
 
     def chosen_rejected(self, pair_rows: Sequence[int]) -> tuple[list[int], list[int]]:
         ch = [r + self.n * int(self.choice[r]) for r in pair_rows]
@@ -171,9 +167,9 @@ def _float_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(p.dtype for p in model.parameters() if p.is_floating_point())
 
 
-def packed_pair_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rewards (rows, 2) of the two sequences packed in each row by `pack_pairs`: the backbone runs
-    once on the packed rows and the head reads the last token of each tail. Works for plain and
+def packed_pair_hidden(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Final hidden states (rows, 2, hidden) at the last token of each of the two sequences packed
+    in each row by `pack_pairs`: the backbone runs once on the packed rows. Works for plain and
     peft-wrapped sequence-classification models."""
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model
     device = next(model.parameters()).device
@@ -182,23 +178,44 @@ def packed_pair_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) 
                            position_ids=packed["position_ids"].to(device)).last_hidden_state
     ends = packed["ends"].to(device)
     rows = torch.arange(len(ends), device=device)[:, None]
-    return hf.score(hidden[rows, ends]).squeeze(-1)
+    return hidden[rows, ends]
+
+
+def packed_pair_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards (rows, 2) of the two sequences packed in each row by `pack_pairs`: the reward head
+    on `packed_pair_hidden`."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return hf.score(packed_pair_hidden(model, packed)).squeeze(-1)
+
+
+@torch.no_grad()
+def pair_hidden(model: PreTrainedModel, pairs: PairSet, rows: Sequence[int] | None = None,
+                batch_size: int = 64) -> torch.Tensor:
+    """Final hidden states (len(rows), 2, hidden) at the EOS of summary_0 and summary_1 of each pair
+    of `rows` (all by default). Each pair's prompt is encoded once (`pack_pairs`); pairs are batched
+    by packed length, so there is little padding."""
+    model.eval()
+    dtype = _float_dtype(model)
+    rows = list(range(pairs.n)) if rows is None else list(rows)
+    a, b = pairs.ids[: pairs.n], pairs.ids[pairs.n:]
+    order = sorted(range(len(rows)), key=lambda i: len(a[rows[i]]) + len(b[rows[i]]))
+    out = None
+    for i in range(0, len(order), batch_size):
+        idx = order[i: i + batch_size]
+        packed = pack_pairs([a[rows[j]] for j in idx], [b[rows[j]] for j in idx], pairs.pad_id, dtype)
+        h = packed_pair_hidden(model, packed)
+        if out is None:
+            out = torch.zeros((len(rows), 2, h.shape[-1]), dtype=h.dtype, device=h.device)
+        out[idx] = h
+    return out
 
 
 @torch.no_grad()
 def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 64) -> np.ndarray:
-    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1. Each pair's prompt is
-    encoded once (`pack_pairs`); pairs are batched by packed length."""
-    model.eval()
-    dtype = _float_dtype(model)
-    a, b = pairs.ids[: pairs.n], pairs.ids[pairs.n:]
-    order = sorted(range(pairs.n), key=lambda r: len(a[r]) + len(b[r]))
-    scores = np.zeros((pairs.n, 2))
-    for i in range(0, pairs.n, batch_size):
-        rows = order[i: i + batch_size]
-        packed = pack_pairs([a[r] for r in rows], [b[r] for r in rows], pairs.pad_id, dtype)
-        scores[rows] = packed_pair_scores(model, packed).float().cpu().numpy()
-    return scores.T.copy()
+    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1 (see `pair_hidden`)."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return hf.score(pair_hidden(model, pairs, batch_size=batch_size)).squeeze(-1) \
+        .float().cpu().numpy().T.copy()
 
 
 def accuracy(scores: np.ndarray, choice: np.ndarray) -> float:
@@ -217,30 +234,19 @@ def reward_model_from(lm_path: Path, head: dict[str, torch.Tensor] | None, dropo
     return model
 
 
-@torch.no_grad()
-def last_token_features(backbone: PreTrainedModel, pairs: PairSet, rows: Sequence[int],
-                        batch_size: int = 128) -> torch.Tensor:
-    """Final hidden state at the last token, for a frozen linear probe."""
-    backbone.eval()
-    feats = []
-    for i in range(0, len(rows), batch_size):
-        batch = pairs.batch(rows[i: i + batch_size])
-        out = backbone.model(**batch)
-        feats.append(out.last_hidden_state[:, -1].double())
-    return torch.cat(feats)
-
-
 def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -> dict[str, torch.Tensor]:
-    """Train the reward head alone on frozen features (BT loss, L-BFGS): WARM's shared head."""
-    rows = list(range(min(cfg.n_pairs, pairs.n)))
-    ch, rej = pairs.chosen_rejected(rows)
-    diff = last_token_features(model, pairs, ch) - last_token_features(model, pairs, rej)
-    w = fit_bradley_terry(diff, cfg.l2, max_iter=300)
+    """Train the reward head alone on frozen features (BT loss, L-BFGS): WARM's shared head. The
+    features are the final hidden states at the EOS (`pair_hidden`), chosen minus rejected."""
+    rows = np.arange(min(cfg.n_pairs, pairs.n))
+    h = pair_hidden(model, pairs, rows).double()  # (n, 2, hidden): summary_0, summary_1
+    chosen = torch.as_tensor(pairs.choice[rows], dtype=torch.long, device=h.device)
+    n = torch.arange(len(rows), device=h.device)
+    w = fit_bradley_terry(h[n, chosen] - h[n, 1 - chosen], cfg.l2, max_iter=300)
     return {"weight": w.float().reshape(1, -1).contiguous()}
 
 
 # Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
-RM_VERSION = 3  # 3: pairs packed with their shared prompt (`pack_pairs`)
+RM_VERSION = 4  # 3: pairs packed with their shared prompt (`pack_pairs`); 4: so is the probe
 # The data order draws from its own stream: a plain `default_rng(seed)` would replay the label
 # corruption's permutation (`lib.world.corrupt_labels`, seeded with the world seed) for the RM whose
 # seed equals the world seed, and that RM would see only the flipped pairs first.
@@ -361,6 +367,7 @@ class RewardModels:
         self.cfg = pipeline.profile.rm
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
         self._pairsets: dict = {}
+        self._scores: dict = {}
 
     # ---- data ---------------------------------------------------------------------------------
     def train_pairs(self, corruption: float) -> Dataset:
@@ -417,7 +424,7 @@ class RewardModels:
         """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
         featurizer for the no-pre-training control), cached."""
         key = {"sft": self.pl.sft_key, "probe": self.probe_cfg, "corruption": corruption,
-               "random_seed": seed}
+               "random_seed": seed, "version": RM_VERSION}
 
         def build(tmp: Path) -> dict:
             model = self._random_rm(seed) if seed is not None else \
@@ -537,8 +544,13 @@ class RewardModels:
         return load_file(str(art.path / "scores.safetensors"))["scores"].numpy()
 
     def scores(self, state: dict[str, torch.Tensor], name: str, ds: Dataset) -> np.ndarray:
-        """Rewards (2, n) of the RM with weights `state` on the pairs of `ds`."""
-        return score_pairs(self.model_of(state, copy=False), self.pairset(name, ds))
+        """Rewards (2, n) of the RM with weights `state` on the pairs of `ds` (named `name`).
+        Memoized on the exact weights: a model reached twice (an endpoint shared by several pairs,
+        the same average built in two places) is scored once."""
+        key = (state_fingerprint(state), name)
+        if key not in self._scores:
+            self._scores[key] = score_pairs(self.model_of(state, copy=False), self.pairset(name, ds))
+        return self._scores[key].copy()
 
     def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
                       subsets: dict[str, Dataset], lambdas: Sequence[float]) -> "pandas.DataFrame":

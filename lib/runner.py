@@ -34,12 +34,14 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return found
 
 
-def run_notebook(path: Path, profile: str, out_dir: Path) -> float:
-    """Execute one notebook with papermill; returns seconds; raises on a failing cell."""
+def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None = None) -> float:
+    """Execute one notebook with papermill (`overrides`: its dotted config keys); returns seconds;
+    raises on a failing cell."""
     import papermill as pm
 
     start = time.perf_counter()
-    pm.execute_notebook(str(path), str(out_dir / path.name), parameters={"profile": profile},
+    parameters = {"profile": profile, **({"overrides": overrides} if overrides else {})}
+    pm.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
                         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
                         log_output=False, request_save_on_cell_execute=False)
     return time.perf_counter() - start

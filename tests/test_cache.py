@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lib.cache import ArtifactCache, config_hash
+from lib.cache import ArtifactCache, config_hash, state_fingerprint
 from lib.config import WorldConfig
 
 
@@ -18,6 +18,19 @@ def _build(value):
 def test_config_hash_is_stable_and_sensitive():
     assert config_hash({"a": WorldConfig(), "b": (1, 2)}) == config_hash({"b": [1, 2], "a": WorldConfig()})
     assert config_hash(WorldConfig()) != config_hash(WorldConfig(seed=1))
+
+
+def test_state_fingerprint_sees_every_byte_key_and_dtype():
+    state = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.bfloat16),
+             "step": torch.tensor(3)}
+    fp = state_fingerprint(state)
+    assert state_fingerprint({k: v.clone() for k, v in reversed(state.items())}) == fp
+    nudged = dict(state, a=state["a"].clone())
+    nudged["a"][1, 2] = torch.nextafter(nudged["a"][1, 2], torch.tensor(100.0))
+    assert state_fingerprint(nudged) != fp
+    assert state_fingerprint(dict(state, b=state["b"].float())) != fp
+    assert state_fingerprint(dict(state, a=state["a"].reshape(3, 2))) != fp
+    assert state_fingerprint({"c" if k == "a" else k: v for k, v in state.items()}) != fp
 
 
 def test_hit_skips_the_work(tmp_path):

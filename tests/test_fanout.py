@@ -1,18 +1,20 @@
-"""Fan-out: shards of the RM pools fill one cache; the notebooks' calls then only read it."""
+"""Fan-out: shards of each wave (RM pools, RL runs, WARP's second iteration) fill one cache; the
+notebooks' calls then only read it."""
 
 import pytest
 
-from lib import fanout
+from lib import fanout, plans
 from lib.cache import ArtifactCache
 from lib.config import get_profile
 from lib.pipeline import Pipeline
+from lib.rl import RLRuns
 from lib.rm import RewardModels
 
 FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 2,
         "rm.n_rms": 3, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
 
 
-def test_shards_build_every_rm_once_and_the_notebooks_read_them(tmp_path, monkeypatch):
+def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
     root = tmp_path / "smoke"
     monkeypatch.setattr(fanout, "get_profile", lambda name: get_profile(name, FAST))
@@ -31,6 +33,28 @@ def test_shards_build_every_rm_once_and_the_notebooks_read_them(tmp_path, monkey
         for cfg in rms.pool(c):
             rms.state(cfg)
     assert cache.builds == 0 and cache.hits > 0
+
+    # The RL waves: WARP's second iteration needs its first, then every run of lib.plans is built.
+    with pytest.raises(SystemExit, match="rl"):
+        fanout.main(["warp2", "--profile", "smoke"])
+    for wave in ("rl", "warp2"):
+        built = []
+        for i in range(2):
+            before = {p.name for p in root.glob("rl-*")}
+            assert fanout.main([wave, "--profile", "smoke", "--shard", f"{i}/2"]) == 0
+            built.append({p.name for p in root.glob("rl-*")} - before)
+        assert built[0] and built[1] and not built[0] & built[1]
+    runs = RLRuns(rms.pl, rms)
+    plan = [run for group in plans.rl_with_warm(rms).values() for run in group.values()]
+    plan += list(plans.warp_anchors(rms).values())
+    plan += plans.warp_iteration(rms, 0, plans.warp_first_runs(rms.pl.profile))
+    distinct = {rms.pl.cache.key("rl", runs.key(m, kind, cfg)) for m, cfg, kind in plan}
+    assert len(fanout.rl_jobs(rms.pl)) == len(distinct)  # a run listed twice is built once
+    assert all(runs.finished(*run) is not None for run in plan)
+    first = plans.warp_merge(runs, [runs.finished(*run) for run in plans.warp_iteration(rms, 0)])
+    assert all(runs.finished(*run, init_key=first["key"]) is not None
+               for run in plans.warp_iteration(rms, 1))
+    assert len(list(root.glob("rl-*"))) == len(distinct) + rms.pl.profile.warp.m
 
 
 def test_an_artifact_finished_meanwhile_by_another_process_is_kept(tmp_path):

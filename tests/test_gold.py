@@ -133,3 +133,20 @@ def test_the_synthetic_world_keeps_its_exact_gold_and_its_cache_keys(real):
     summaries = [row["summary"], "a different summary"]
     assert list(pl.gold(["unused"] * 2, [row["post"]] * 2, summaries)) == \
         [gold_reward(row["post"], s) for s in summaries]
+
+
+def test_every_notebook_runs_on_real_data_with_the_control_rm_as_gold(real, tmp_path, monkeypatch):
+    """The gpu profile's path through every chapter, on CPU: TL;DR-format data and a control RM as
+    the gold reward (the synthetic world's own checks are skipped, nothing else)."""
+    from lib import runner
+
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    (tmp_path / "results").mkdir()
+    overrides = {**real["overrides"], "sft.steps": 6}  # smoke's SFT, with its Baklava checkpoint
+    for nb in runner.notebooks():
+        runner.run_notebook(nb, "smoke", tmp_path / "results", overrides=overrides)
+    claims = {c["id"]: c for c in json.loads((tmp_path / "results" / "claims.json").read_text())}
+    assert {c["notebook"] for c in claims.values()} == {p.name[:2] for p in runner.notebooks()}
+    assert "world-label-noise" not in claims and "sft-improves-gold" in claims
+    assert list((tmp_path / "cache" / "smoke").glob("gold-*"))  # the control RM was trained

@@ -1,14 +1,15 @@
 import math
 
+import bitsandbytes.functional as bnbf
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
 from lib.models import save_model, tiny_llama
 from lib.rl import (EmaAnchor, RLConfig, kl_per_sequence, leave_one_out_advantages, load_rl_state,
-                    policy_for, reinforce_loss, response_logprobs, sample_batch, save_rl_state,
-                    train_policy)
-from lib.rm import lora_merged_state_dict
+                    policy_for, policy_from_state, reinforce_loss, response_logprobs, sample_batch,
+                    save_rl_state, train_policy)
+from lib.rm import lora_merged_state_dict, merged_state_dict
 
 from toy import CFG, PROMPTS, letters
 
@@ -240,6 +241,26 @@ def test_lora_and_qlora_runs_change_only_the_adapters(model_dir, tok, mode):
     assert changed and all("lora_" in k for k in changed)
     assert any("lora_B" in k for k in changed) and len(history["loss"]) == 2 and seen == [0, 2]
     assert history["eval_kl_init"][0] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "qlora"])
+def test_a_policy_from_given_weights_starts_there(model_dir, tok, mode):
+    """A WARP iteration after the first starts from the LITI weights: for lora/qlora they become the
+    base under fresh adapters, for qlora quantized to NF4 (only the quantized layers then differ,
+    by the NF4 round trip of the given weights, not the saved ones)."""
+    saved = {k: v for k, v in tiny_llama(CFG, tok, seed=0).state_dict().items() if k != "lm_head.weight"}
+    g = torch.Generator().manual_seed(1)
+    state = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in saved.items()}
+    policy = policy_from_state(model_dir, state, RLConfig(**FAST, mode=mode, lora_r=2, lora_alpha=4))
+    start = merged_state_dict(policy)
+    quantized = {k for k in state if mode == "qlora" and k.endswith("_proj.weight")}
+    assert all(torch.equal(start[k], state[k]) for k in state if k not in quantized)
+    for k in quantized:  # exactly the NF4 round trip of the given weights
+        packed, quant_state = bnbf.quantize_4bit(state[k].contiguous(), blocksize=64, quant_type="nf4")
+        assert torch.equal(start[k], bnbf.dequantize_4bit(packed, quant_state)), k
+        assert (start[k] - state[k]).norm() < 0.5 * (saved[k] - state[k]).norm(), k
+    assert mode != "qlora" or quantized
+    assert mode == "full" or all("lora_" not in k for k in start)
 
 
 def test_reinforce_raises_the_proxy_reward(tok):

@@ -7,8 +7,8 @@ from lib.cache import ArtifactCache
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
 from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, data_order_rng, last_token_scores,
-                    lora_merged_state_dict, pack_pairs, packed_pair_scores, score_pairs,
-                    score_sequences)
+                    left_pad, lora_merged_state_dict, pack_pairs, packed_pair_scores, pair_hidden,
+                    score_pairs, score_sequences)
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
         "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.steps": 3}
@@ -61,6 +61,43 @@ def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
         np.mean(np.where(np.asarray(ds["choice"]) == 1, ens[1] >= ens[0], ens[0] >= ens[1])))
 
 
+def test_scores_are_memoized_on_the_exact_weights(rms, monkeypatch):
+    import lib.rm
+
+    ds = rms.pl.world.comparisons["validation"].select(range(10))
+    a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
+    calls = []
+    real = lib.rm.score_pairs
+    monkeypatch.setattr(lib.rm, "score_pairs", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    fresh = RewardModels(rms.pl)
+    ab = fresh.scores(weight_average([a, b]), "v", ds)
+    ba = fresh.scores(weight_average([b, a]), "v", ds)  # another dict, the same weights
+    assert len(calls) == 1 and np.array_equal(ab, ba)
+    ba[0, 0] += 1  # callers get a copy, never the memo itself
+    assert not np.array_equal(fresh.scores(weight_average([a, b]), "v", ds), ba)
+    nudged = dict(a)
+    key = next(k for k, v in a.items() if v.is_floating_point())
+    nudged[key] = a[key].clone()
+    nudged[key].view(-1)[0] += 1e-3
+    fresh.scores(nudged, "v", ds)
+    fresh.scores(a, "v", ds)
+    assert len(calls) == 3  # any changed weight is a new model
+
+
+def test_pair_hidden_is_the_eos_state_of_each_sequence_alone(rms):
+    """The probe's features: the final hidden state at the EOS of each summary, as when the
+    sequence is encoded alone, for the rows asked in the order asked."""
+    model = rms.build_model(rms.member(0)).eval()
+    pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["validation"].select(range(12)), 160)
+    rows = [7, 2, 11, 0]
+    h = pair_hidden(model, pairs, rows, batch_size=3)
+    with torch.no_grad():
+        alone = model.model(**left_pad([pairs.ids[r] for r in rows] +
+                                       [pairs.ids[pairs.n + r] for r in rows], pairs.pad_id))
+    expected = alone.last_hidden_state[:, -1].reshape(2, len(rows), -1).transpose(0, 1)
+    assert h.shape == expected.shape and torch.allclose(h, expected, atol=1e-4)
+
+
 def test_pack_pairs_layout_by_hand():
     packed = pack_pairs([[5, 6, 7, 8], [5, 9]], [[5, 6, 3], [5, 9]], pad_id=0)
     # pair 0: prefix [5, 6], tails [7, 8] and [3]; pair 1: identical sequences keep one token each
@@ -91,7 +128,7 @@ def test_packed_pairs_score_like_separate_sequences(rms, mode):
     ch, rej = pairs.chosen_rejected(range(8))
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    r_sep = last_token_scores(model, pairs.batch(ch + rej))
+    r_sep = last_token_scores(model, left_pad([pairs.ids[k] for k in ch + rej], pairs.pad_id))
     grads_sep = torch.autograd.grad(bt_loss(r_sep[:8], r_sep[8:]), params)
     r = packed_pair_scores(model, pack_pairs([pairs.ids[k] for k in ch], [pairs.ids[k] for k in rej],
                                              pairs.pad_id))
@@ -110,7 +147,7 @@ def test_qlora_rm_step_lowers_the_loss_on_a_fixed_batch(rms):
     assert "Linear4bit" in {type(m).__name__ for m in model.modules()}
     pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["train"].select(range(8)), 160)
     ch, rej = pairs.chosen_rejected(range(8))
-    batch = pairs.batch(ch + rej)
+    batch = left_pad([pairs.ids[k] for k in ch + rej], pairs.pad_id)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-2)
     model.train()
