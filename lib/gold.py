@@ -44,7 +44,7 @@ def control_rm_model(cfg: GoldConfig, pad_token_id: int, device: str = "cpu",
                             what="control RM base model", num_labels=1)
     model.config.pad_token_id = pad_token_id
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.mode == "full":
         return model
     from peft import LoraConfig, get_peft_model

@@ -307,6 +307,15 @@ class EmaAnchor:
             p.data.copy_(state[k])
 
 
+def has_dropout(model: torch.nn.Module) -> bool:
+    """Whether train mode would drop anything: a dropout module (LoRA's included) or an attention
+    dropout probability in the config."""
+    config = getattr(model, "config", None)
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules()) or \
+        any(float(getattr(config, name, 0.0) or 0.0) > 0
+            for name in ("attention_dropout", "hidden_dropout", "resid_pdrop", "attn_pdrop"))
+
+
 def _lora_is_fresh(policy: PreTrainedModel) -> bool:
     return all(bool((m.lora_B[a].weight == 0).all()) for m in _lora_layers(policy).values()
                for a in m.active_adapters)
@@ -438,7 +447,8 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
                  gold_fn: RewardFn | None = None, init_state: dict[str, torch.Tensor] | None = None,
                  on_eval: Callable[[int, PreTrainedModel, dict], None] | None = None,
                  resume: dict | None = None, checkpoint_every: int = 0,
-                 on_checkpoint: Callable[[dict], None] | None = None, desc: str = "RL") -> dict:
+                 on_checkpoint: Callable[[dict], None] | None = None,
+                 gradient_checkpointing: bool = False, desc: str = "RL") -> dict:
     """KL-regularized REINFORCE with a leave-one-out baseline for `cfg.steps` steps (in place).
 
     `policy` must hold the *initial* weights (also when resuming: `resume` restores the rest). For
@@ -457,6 +467,9 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
       scored; `on_eval(step, policy, record)` is then called (e.g. to save a checkpoint).
     - Every `checkpoint_every` steps (and at the last), `on_checkpoint(state)` gets `state_of(...)`,
       which `save_rl_state` writes and `resume=load_rl_state(...)` continues from, bit-identically.
+    - `gradient_checkpointing`: recompute activations in the backward pass (memory, not math).
+      Transformers checkpoints in train mode only, so the loss's forward pass runs in train mode,
+      which computes the same log-probs as eval mode because the policy has no dropout (checked).
 
     Returns the history: per training step `step, loss, proxy, kl_anchor, kl_init` (KL estimates
     with `cfg.kl_estimator`, mean per sequence; they coincide with anchor "init" and no
@@ -475,6 +488,11 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
         raise ValueError("no training prompts")
     policy.eval()  # no dropout: the log-probs are those of the sampling distribution
     device = next(policy.parameters()).device
+    if gradient_checkpointing:
+        if has_dropout(policy):
+            raise ValueError("gradient checkpointing runs the loss in train mode, which needs a "
+                             "policy without dropout (set its dropout probabilities to 0)")
+        policy.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     # Frozen references, by name: "start" is the policy's starting weights (for a LoRA policy, its
     # base with the adapters disabled, None below), "init" the weights `init_state`, "ema" the EMA.
@@ -547,8 +565,10 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
                               "reward_fn").to(device)
         logp_init, logp_anchor = logprobs_of(batch)
         mask = batch["response_mask"][:, 1:]
+        policy.train(gradient_checkpointing)  # see the docstring: same log-probs either way
         logp = response_logprobs(policy, batch["input_ids"], batch["attention_mask"],
                                  batch["response_mask"], cfg.temperature)
+        policy.eval()
         loss, stats = reinforce_loss(logp, logp_anchor, mask, rewards, cfg.k, cfg.beta,
                                      cfg.kl_estimator)
         loss.backward()
@@ -684,6 +704,7 @@ class RLRuns:
                                    init_state=None if init is None else self.sft_state(),
                                    checkpoint_every=cfg.eval_every,
                                    on_checkpoint=lambda state: save_rl_state(partial / "state", state),
+                                   gradient_checkpointing=self.pl.profile.gradient_checkpointing,
                                    desc=desc)
             for ckpt in sorted(partial.glob("checkpoint-*")):
                 shutil.move(str(ckpt), str(tmp / ckpt.name))

@@ -466,7 +466,7 @@ class RewardModels:
                                 double_quant=False, device=device, num_labels=1)
         model.score.load_state_dict(head)
         if self.pl.profile.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         lora = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                           lora_dropout=cfg.dropout, target_modules=lora_targets(model))
         return get_peft_model(model, lora)

@@ -263,6 +263,28 @@ def test_a_policy_from_given_weights_starts_there(model_dir, tok, mode):
     assert mode == "full" or all("lora_" not in k for k in start)
 
 
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_gradient_checkpointing_trains_the_same_policy(model_dir, tok, mode):
+    cfg = RLConfig(**FAST, mode=mode, lora_r=2, lora_alpha=4)
+    runs = []
+    for checkpointing in (False, True):
+        policy = policy_for(model_dir, cfg)
+        history = train_policy(policy, tok, PROMPTS, letters, cfg, gradient_checkpointing=checkpointing)
+        layers = [m for m in policy.modules() if hasattr(m, "gradient_checkpointing")]
+        assert layers and all(m.gradient_checkpointing == checkpointing for m in layers)
+        runs.append((history, merged_state_dict(policy)))
+    (h_plain, w_plain), (h_ckpt, w_ckpt) = runs
+    assert h_ckpt["loss"] == h_plain["loss"] and h_ckpt["eval_texts"] == h_plain["eval_texts"]
+    assert all(torch.equal(w_plain[k], w_ckpt[k]) for k in w_plain)
+
+
+def test_gradient_checkpointing_refuses_a_policy_with_dropout(tok):
+    policy = tiny_llama(CFG, tok, seed=0)
+    policy.config.attention_dropout = 0.1  # train mode would then sample other log-probs
+    with pytest.raises(ValueError, match="dropout"):
+        train_policy(policy, tok, PROMPTS, letters, RLConfig(**FAST), gradient_checkpointing=True)
+
+
 def test_reinforce_raises_the_proxy_reward(tok):
     cfg = RLConfig(steps=30, prompts_per_step=4, k=4, lr=3e-3, beta=0.0, temperature=1.0,
                    max_new_tokens=8, eval_every=10, n_eval_samples=8)
