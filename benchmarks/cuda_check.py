@@ -29,13 +29,10 @@ import numpy as np
 import torch
 
 from lib.config import ROOT
+from lib.models import is_4bit
 
 SIZE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
             max_position_embeddings=512)
-
-
-def _is_4bit(model: torch.nn.Module) -> bool:
-    return any(type(m).__name__ == "Linear4bit" for m in model.modules())
 
 
 class Stage:
@@ -113,7 +110,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
                                   tok.pad_token_id, device, gradient_checkpointing=True)
             history = train_reward_model(rm, pairs, RMConfig(steps=steps, batch_size=16, lr=1e-4,
                                                              mode="qlora"), desc="QLoRA RM")
-        assert _is_4bit(rm) and all(np.isfinite(history["loss"])), "the QLoRA RM did not train"
+        assert is_4bit(rm) and all(np.isfinite(history["loss"])), "the QLoRA RM did not train"
         record("RM training", rm_stage, 16 * steps, "pairs/s")
 
         # 2. Two QLoRA policies: REINFORCE with the EMA anchor, gradient checkpointing.
@@ -128,7 +125,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
             with Stage(device) as rl_stage:
                 train_policy(policy, tok, prompts, words, cfg, gradient_checkpointing=True,
                              desc=f"QLoRA policy {seed}")
-            assert _is_4bit(policy)
+            assert is_4bit(policy)
             thetas.append(merged_state_dict(policy))
         record("RL training", rl_stage, steps * rl.prompts_per_step * rl.k, "samples/s")
 
@@ -145,7 +142,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
             policy = policy_from_state(path, init, cfg, device)
             train_policy(policy, tok, prompts, words, cfg, gradient_checkpointing=True,
                          desc="QLoRA policy from the merge")
-        assert _is_4bit(policy)
+        assert is_4bit(policy)
         record("RL training from merged weights (incl. re-quantization)", next_stage,
                steps * rl.prompts_per_step * rl.k, "samples/s")
     return rows

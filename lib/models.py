@@ -104,6 +104,11 @@ def save_model(model: PreTrainedModel, path: Path) -> None:
     save_file(state, str(path / "model.safetensors"))
 
 
+def is_4bit(model: torch.nn.Module) -> bool:
+    """Whether the model holds bitsandbytes 4-bit (NF4) layers."""
+    return any(type(m).__name__ == "Linear4bit" for m in model.modules())
+
+
 def from_pretrained(auto_class, path_or_name: Path | str, *, dtype: str = "float32",
                     load_in_4bit: bool = False, double_quant: bool = True, device: str = "cpu",
                     what: str = "model", **kwargs) -> PreTrainedModel:

@@ -46,6 +46,7 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import RLConfig
+from .models import is_4bit
 
 RewardFn = Callable[[list[str], list[str]], "np.ndarray | torch.Tensor"]
 # Fields that do not change the trained weights: a run may be resumed with other values.
@@ -170,10 +171,6 @@ def is_peft(model: torch.nn.Module) -> bool:
     return hasattr(model, "get_base_model") and hasattr(model, "peft_config")
 
 
-def _is_4bit(model: torch.nn.Module) -> bool:
-    return any(type(m).__name__ == "Linear4bit" for m in model.modules())
-
-
 def _lora_config(cfg: RLConfig, policy: PreTrainedModel):
     from peft import LoraConfig
 
@@ -189,7 +186,7 @@ def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if cfg.mode == "qlora":
-        if not _is_4bit(policy):
+        if not is_4bit(policy):
             raise ValueError("mode 'qlora' needs a policy loaded in 4-bit; use policy_for(path, cfg)")
         policy = prepare_model_for_kbit_training(policy, use_gradient_checkpointing=False)
     torch.manual_seed(cfg.seed)
@@ -482,7 +479,7 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
         raise ValueError("mode 'full' got a LoRA policy; use mode 'lora' or 'qlora'")
     if cfg.mode != "full" and not is_peft(policy):
         policy = wrap_lora(policy, cfg)
-    if cfg.mode == "qlora" and not _is_4bit(policy):
+    if cfg.mode == "qlora" and not is_4bit(policy):
         raise ValueError("mode 'qlora' needs a policy loaded in 4-bit; use policy_for(path, cfg)")
     if not prompts:
         raise ValueError("no training prompts")

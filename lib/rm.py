@@ -101,12 +101,17 @@ class PairSet:
         return ch, rej
 
 
+def _unwrapped(model: PreTrainedModel) -> PreTrainedModel:
+    """The transformers model inside a peft wrapper (the model itself if plain)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def last_token_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Reward of each sequence: the head on the hidden state of its last position (inputs are
     left-padded, so that is its EOS). Read directly, not through the model's own pooling, which
     looks for the last non-pad token and so skips the EOS when the pad token is the EOS (Pythia).
     Works for plain and peft-wrapped sequence-classification models."""
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hf = _unwrapped(model)
     device = next(model.parameters()).device
     hidden = hf.base_model(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state
     return hf.score(hidden[:, -1]).squeeze(-1)
@@ -171,7 +176,7 @@ def packed_pair_hidden(model: PreTrainedModel, packed: dict[str, torch.Tensor]) 
     """Final hidden states (rows, 2, hidden) at the last token of each of the two sequences packed
     in each row by `pack_pairs`: the backbone runs once on the packed rows. Works for plain and
     peft-wrapped sequence-classification models."""
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hf = _unwrapped(model)
     device = next(model.parameters()).device
     hidden = hf.base_model(input_ids=packed["input_ids"].to(device),
                            attention_mask=packed["attention_mask"].to(device),
@@ -184,8 +189,7 @@ def packed_pair_hidden(model: PreTrainedModel, packed: dict[str, torch.Tensor]) 
 def packed_pair_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
     """Rewards (rows, 2) of the two sequences packed in each row by `pack_pairs`: the reward head
     on `packed_pair_hidden`."""
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return hf.score(packed_pair_hidden(model, packed)).squeeze(-1)
+    return _unwrapped(model).score(packed_pair_hidden(model, packed)).squeeze(-1)
 
 
 @torch.no_grad()
@@ -213,8 +217,7 @@ def pair_hidden(model: PreTrainedModel, pairs: PairSet, rows: Sequence[int] | No
 @torch.no_grad()
 def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 64) -> np.ndarray:
     """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1 (see `pair_hidden`)."""
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return hf.score(pair_hidden(model, pairs, batch_size=batch_size)).squeeze(-1) \
+    return _unwrapped(model).score(pair_hidden(model, pairs, batch_size=batch_size)).squeeze(-1) \
         .float().cpu().numpy().T.copy()
 
 

@@ -118,6 +118,8 @@ def warp(init_state: StateDict, make_policy: Callable[[StateDict], PreTrainedMod
       `train_policy` (logging only). `on_run(i, m, weights, history)` is called after each run.
     - `eval_fn(state) -> dict`, if given, scores the SFT state once and the merged and LITI
       states of every iteration.
+    - The merge and LITI start from θ_init as the runs hold it (`full_weights` of a fresh policy):
+      θ_init itself, or for a 4-bit policy its NF4 rounding.
 
     Returns {"config", "eval_init", "final" (the last θ_liti), "iterations": [per iteration:
     "seeds", "histories", "merged" (θ_slerp, or the LERP average), "liti" (θ_liti, the next init),
@@ -129,12 +131,14 @@ def warp(init_state: StateDict, make_policy: Callable[[StateDict], PreTrainedMod
     theta_init = sft
     out: dict = {"config": cfg, "eval_init": eval_fn(sft) if eval_fn else None, "iterations": []}
     for i in range(cfg.iterations):
-        thetas, histories, seeds = [], [], []
+        thetas, histories, seeds, start = [], [], [], None
         for m in range(cfg.m):
             run_cfg = replace(cfg.rl, seed=run_seed(cfg.rl.seed, i, m))
             policy = make_policy({k: v.clone() for k, v in theta_init.items()})
             if run_cfg.mode != "full" and not is_peft(policy):
                 policy = wrap_lora(policy, run_cfg)  # keep a handle on the adapted model
+            if start is None:  # θ_init as the runs hold it: for a 4-bit policy, its NF4 rounding
+                start = full_weights(policy, keys)
             history = train_policy(policy, tokenizer, prompts, reward_fn, run_cfg, init_state=sft,
                                    eval_prompts=eval_prompts, gold_fn=gold_fn,
                                    desc=f"{desc} {i + 1}/{cfg.iterations} run {m + 1}/{cfg.m}")
@@ -146,16 +150,18 @@ def warp(init_state: StateDict, make_policy: Callable[[StateDict], PreTrainedMod
             histories.append(history)
             seeds.append(run_cfg.seed)
 
-        merged = merge_policies(theta_init, thetas, cfg)
-        new_init = liti(theta_init, merged, cfg.eta)
-        deltas = [task_vector(t, theta_init) for t in thetas]
+        # Task vectors from the weights the runs started from, so that the rounding they all share
+        # (a 4-bit base) is not merged as if it had been learned (the same as `RLRuns.start_state`).
+        merged = merge_policies(start, thetas, cfg)
+        new_init = liti(start, merged, cfg.eta)
+        deltas = [task_vector(t, start) for t in thetas]
         out["iterations"].append({
             "seeds": seeds,
             "histories": histories,
             "merged": merged,
             "liti": new_init,
             "task_norms": [global_norm(d) for d in deltas],
-            "merged_norm": global_norm(task_vector(merged, theta_init)),
+            "merged_norm": global_norm(task_vector(merged, start)),
             "angle_deg": angle_deg(deltas[0], deltas[1]) if len(deltas) > 1 else None,
             "eval_merged": eval_fn(merged) if eval_fn else None,
             "eval_liti": eval_fn(new_init) if eval_fn else None,

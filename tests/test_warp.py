@@ -187,3 +187,23 @@ def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
     moved = {k for k in sft if not torch.equal(final[k], sft[k])}
     assert moved and all(k.endswith(("_proj.weight",)) for k in moved)
     assert not any("lora_" in k for k in final)
+
+
+def test_warp_of_qlora_policies_merges_from_their_nf4_start(tok, sft, tmp_path):
+    """4-bit runs hold θ_init rounded to NF4: the merge and LITI start there, so at η = 0 the next
+    init is that rounding (the only change from θ_init, and only on the quantized layers)."""
+    from lib.models import save_model
+    from lib.rl import policy_from_state
+    from lib.warp import full_weights
+
+    save_model(tiny_llama(CFG, tok, seed=0), tmp_path)
+    rl = replace(TINY_RL, mode="qlora", steps=1)
+
+    def make(state):
+        return policy_from_state(tmp_path, state, rl)
+
+    out = warp(sft, make, tok, PROMPTS, letters, WARPConfig(iterations=1, m=2, rl=rl, eta=0.0))
+    nf4 = full_weights(make(sft), list(sft))
+    assert equal(out["final"], nf4)
+    rounded = {k for k in sft if not torch.equal(nf4[k], sft[k])}
+    assert rounded and all(k.endswith("_proj.weight") for k in rounded)
