@@ -41,7 +41,7 @@ class Stage:
     def __init__(self, device: str):
         self.cuda = device == "cuda"
 
-    def __enter__(self) -> "Stage":
+    def __enter__(self) -> Stage:
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -67,11 +67,12 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
     from lib import data as D
     from lib.config import GoldConfig, RLConfig, WARPConfig
     from lib.gold import control_rm_model
+    from lib.lora import merged_state_dict, policy_for, policy_from_state
     from lib.merge import liti
     from lib.pipeline import Pipeline
     from lib.results import device_name, record_benchmark
-    from lib.rl import policy_for, policy_from_state, train_policy
-    from lib.rm import PairSet, RMConfig, merged_state_dict, train_reward_model
+    from lib.rl import train_policy
+    from lib.rm import PairSet, RMConfig, train_reward_model
     from lib.warp import merge_policies
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -102,7 +103,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
         base.save_pretrained(path)
         tok.save_pretrained(path)
 
-        # 1. A QLoRA RM: BT loss on packed pairs, gradient checkpointing.
+        # 1. A QLoRA RM: BT loss on pairs packed by prompt, gradient checkpointing.
         pairs = PairSet(tok, pl.world.comparisons["train"].select(range(16 * steps)), 160)
         with Stage(device) as rm_stage:
             rm = control_rm_model(GoldConfig(hub_name=str(path), mode="qlora", lora_r=8,
@@ -111,7 +112,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
             history = train_reward_model(rm, pairs, RMConfig(steps=steps, batch_size=16, lr=1e-4,
                                                              mode="qlora"), desc="QLoRA RM")
         assert is_4bit(rm) and all(np.isfinite(history["loss"])), "the QLoRA RM did not train"
-        record("RM training", rm_stage, 16 * steps, "pairs/s")
+        record("RM training", rm_stage, sum(history["pairs"]), "pairs/s")
 
         # 2. Two QLoRA policies: REINFORCE with the EMA anchor, gradient checkpointing.
         prompts = D.prompts_of(pl.world.sft["train"].select(range(64)))

@@ -14,7 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lib.config import ROOT, get_profile
+from lib.config import ROOT
+from lib.profiles import get_profile
 from lib.results import record_benchmark
 from lib.runner import TARGETS, notebooks, run_notebook
 

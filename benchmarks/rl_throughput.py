@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 
 from lib.config import ROOT
+from lib.lora import policy_for
 from lib.pipeline import Pipeline
 from lib.results import record_benchmark
-from lib.rl import RLRuns, policy_for, train_policy
-from lib.rm import RewardModels
+from lib.rl import train_policy
+from lib.rl_runs import RLRuns
+from lib.rm_pool import RewardModels
 
 
 def main() -> None:

@@ -4,8 +4,9 @@
     python -m benchmarks.rm_throughput [--profile default] [--steps 40]
 
 Both train the same sequence-classification model (SFT featurizer + shared head) with the
-Bradley–Terry loss on the same training pairs, batch size and learning rate, on one CPU process.
-Tokenization is excluded from both timings.
+Bradley–Terry loss on the same training pairs and learning rate, on one CPU process, with as many
+pairs per step (ours: all the pairs of `batch_size` prompts, each prompt encoded once; TRL: that
+many chosen/rejected pairs, each sequence encoded whole). Tokenization is excluded from both.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from lib.config import ROOT
 from lib.pipeline import Pipeline
 from lib.results import record_benchmark
-from lib.rm import RewardModels, reward_model_from, train_reward_model
+from lib.rm import reward_model_from, train_reward_model
+from lib.rm_pool import RewardModels
 
 
 def main() -> None:
@@ -34,13 +36,15 @@ def main() -> None:
     cfg = rms.member(0)
     cfg = cfg.__class__(**{**cfg.__dict__, "steps": args.steps, "checkpoint_steps": ()})
     train = rms.train_pairs(0.0)
-    pairs = rms.pairset("train-0.0", train)
-    lm_path, head = rms._lm_path(None), rms.head(0.0)
+    pairs = rms.pairset("train-0.0")
+    lm_path, head = pl.model_path("sft"), rms.head(0.0)
 
     model = reward_model_from(lm_path, head)
     start = time.perf_counter()
-    train_reward_model(model, pairs, cfg, desc="lib.rm")
-    ours = args.steps * cfg.batch_size / (time.perf_counter() - start)
+    history = train_reward_model(model, pairs, cfg, desc="lib.rm")
+    # pairs per second: ours trains on every pair of `batch_size` prompts per step
+    ours = sum(history["pairs"]) / (time.perf_counter() - start)
+    per_step = round(sum(history["pairs"]) / args.steps)
 
     from lib.data import prompts_of
     prompts = prompts_of(train)
@@ -52,7 +56,7 @@ def main() -> None:
     ds = Dataset.from_dict({"chosen": chosen, "rejected": rejected})
     model = reward_model_from(lm_path, head)
     with tempfile.TemporaryDirectory() as out:
-        trl_args = RewardConfig(output_dir=out, per_device_train_batch_size=cfg.batch_size,
+        trl_args = RewardConfig(output_dir=out, per_device_train_batch_size=per_step,
                                 max_steps=args.steps, learning_rate=cfg.lr, lr_scheduler_type="constant",
                                 warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
                                 logging_steps=args.steps, save_strategy="no", report_to=[],
@@ -64,7 +68,7 @@ def main() -> None:
                                 processing_class=pl.tokenizer)
         start = time.perf_counter()
         trainer.train()
-        theirs = args.steps * cfg.batch_size / (time.perf_counter() - start)
+        theirs = args.steps * per_step / (time.perf_counter() - start)
     row = record_benchmark(ROOT / "results", name="RM training throughput vs TRL RewardTrainer",
                            ours=ours, baseline=theirs, unit="pairs/s", profile=pl.profile.name)
     print(row, f"torch threads {torch.get_num_threads()}")

@@ -45,8 +45,7 @@ def child(model_dir: str, mode: str, device: str, steps: int, profile: str) -> d
     from lib.rm import PairSet, RMConfig, train_reward_model
 
     pl = Pipeline(profile)
-    pairs = PairSet(pl.tokenizer, pl.world.comparisons["train"].select(range(16 * steps)),
-                    SIZE["max_length"])
+    pairs = PairSet(pl.tokenizer, pl.comparisons["train"].select(range(160 * steps)), SIZE["max_length"])
     cfg = GoldConfig(hub_name=model_dir, mode=mode, lora_r=16, lora_alpha=32,
                      dtype="bfloat16" if device == "cuda" else "float32")
     before = _rss_mib()
@@ -55,8 +54,8 @@ def child(model_dir: str, mode: str, device: str, steps: int, profile: str) -> d
     model = control_rm_model(cfg, pl.tokenizer.pad_token_id, device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     start = time.perf_counter()
-    train_reward_model(model, pairs, RMConfig(steps=steps, batch_size=16, lr=1e-4, mode=mode),
-                       desc=mode)
+    history = train_reward_model(model, pairs, RMConfig(steps=steps, batch_size=16, lr=1e-4, mode=mode),
+                                 desc=mode)
     seconds = time.perf_counter() - start
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
@@ -66,7 +65,7 @@ def child(model_dir: str, mode: str, device: str, steps: int, profile: str) -> d
     # Adam moments per trainable parameter), apart from activations.
     state = sum(p.numel() * p.element_size() for p in model.parameters()) + \
         sum(3 * p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    return {"peak_mib": peak, "state_mib": state / 2**20, "pairs_per_s": steps * 16 / seconds,
+    return {"peak_mib": peak, "state_mib": state / 2**20, "pairs_per_s": sum(history["pairs"]) / seconds,
             "trainable": trainable}
 
 

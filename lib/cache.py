@@ -17,10 +17,16 @@ import logging
 import os
 import shutil
 import socket
+import sys
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +54,6 @@ def config_hash(config: Any) -> str:
 def state_fingerprint(state: dict[str, Any]) -> str:
     """A hash of a state dict's exact contents (keys, dtypes, shapes, bytes): equal weights, equal
     fingerprint, however they were computed."""
-    import torch
-
     h = hashlib.sha256()
     for k in sorted(state):
         t = state[k].detach().cpu().contiguous()
@@ -115,7 +119,8 @@ class ArtifactCache:
             meta = self._verify(path)
         except CorruptArtifact as err:
             log.warning("artifact %s is corrupted (%s); rebuilding it", path.name, err)
-            print(f"[cache] artifact {path.name} is corrupted ({err}); rebuilding it")
+            print(f"[cache] artifact {path.name} is corrupted ({err}); rebuilding it", file=sys.stderr,
+                  flush=True)
             shutil.rmtree(path, ignore_errors=True)
             return None
         return Artifact(path, meta, path.name)
@@ -133,9 +138,12 @@ class ArtifactCache:
         self._remove_dead_builds(path.name)
         tmp = self.root / f".tmp-{path.name}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
+        started = time.perf_counter()
+        print(f"[cache] building {path.name} …", file=sys.stderr, flush=True)
         try:
             meta = build(tmp) or {}
-            meta = {"stage": stage, "config": _jsonable(config), **meta}
+            meta = {"stage": stage, "config": _jsonable(config), **meta,
+                    "build_seconds": round(time.perf_counter() - started, 3)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             manifest = {str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
@@ -151,6 +159,7 @@ class ArtifactCache:
             os.replace(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        print(f"[cache] built {path.name} in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         self.builds += 1
         return Artifact(path, meta, path.name)
 
@@ -186,3 +195,14 @@ class ArtifactCache:
     def clear(self) -> None:
         """Delete every artifact under the root (`run_all.sh --fresh`)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

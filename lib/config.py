@@ -1,22 +1,24 @@
-"""Profiles: one code path, three sizes (`smoke`, `default`, `gpu`).
+"""Configuration: every knob in a frozen, validated dataclass; a profile is a `Profile` of them.
 
-Every knob lives in a frozen dataclass; a profile is a `Profile` of them. `get_profile(name,
-overrides)` is the one entry point; an unknown profile or key is a `ValueError` that lists the
-valid ones. Overrides use dotted keys: ``get_profile("default", {"pretrain.steps": 100})``.
+The profiles themselves (`smoke`, `default`, `gpu`) and `get_profile(name, overrides)`, the one
+entry point with dotted-key overrides (``{"pretrain.steps": 100}``), are in `lib.profiles`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import tempfile
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+# Torch threads of every RM and RL run, wherever it is built (a fan-out process, a notebook): float
+# results on CPU depend on the thread count in their last bits, and RL amplifies them, so a fixed
+# count keeps results identical whatever `--jobs` is. Tiny models gain little from a second thread
+# (`benchmarks.fanout_speed`); `REPRO_RUN_THREADS` changes it (and with it the last bits of results).
+RUN_THREADS = int(os.environ.get("REPRO_RUN_THREADS", "1"))
 
 @dataclass(frozen=True)
 class WorldConfig:
@@ -32,7 +34,6 @@ class WorldConfig:
     n_pref_ood: int = 1_000
     label_temperature: float = 1.0  # τ of Bradley–Terry on the gold margin
     label_length_bias: float = 0.15  # γ, annotators' verbosity bias per word (spurious feature)
-    corruption: float = 0.25  # fraction of *training* labels flipped in the corrupt setting
     source: str = "synthetic"  # or "tldr" (gpu profile: the real TL;DR data, `TLDRConfig`)
 
 
@@ -47,7 +48,6 @@ class ModelConfig:
     intermediate_size: int = 384
     max_length: int = 192
     hub_name: str | None = None
-    load_in_4bit: bool = False
     dtype: str = "float32"
 
 
@@ -65,6 +65,16 @@ class LMTrainConfig:
     eval_every: int = 50
     checkpoint_steps: tuple[int, ...] = ()  # extra checkpoints kept (Baklava inits)
 
+    def __post_init__(self):
+        for name in ("steps", "warmup_steps", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        for name in ("batch_size", "log_every", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -80,8 +90,8 @@ class SamplingConfig:
 class WorldCheckConfig:
     """Notebook 00's check that reward over-optimization exists in the world."""
 
-    n_prompts: int = 48
-    pool_size: int = 256  # K samples per prompt; best-of-N for N ≤ K
+    n_prompts: int = 128
+    pool_size: int = 128  # K samples per prompt; best-of-N for N ≤ K
     l2: float = 1e-3
 
 
@@ -90,8 +100,45 @@ class BestOfNConfig:
     """Notebook 03's sample pool: K SFT samples per prompt, scored once by every RM (WARM §5.1).
     The default profile's values equal its world check's, so both notebooks share one pool."""
 
-    n_prompts: int = 32
-    k: int = 256  # best-of-N for N = 1, 2, 4, …, K
+    n_prompts: int = 128
+    k: int = 128  # best-of-N for N = 1, 2, 4, …, K
+
+
+PAIR_SOURCES = ("policy", "dataset")
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """The preference pairs every reward model learns from and is evaluated on (WARM §4).
+
+    - `source` "policy": `k` samples of the SFT policy per post, every pair of distinct samples
+      labelled by the world's annotators, as the papers' comparisons are samples of policies (and
+      Gao's and Coste's); the RMs then rank the policy's own samples, which best-of-N and RL pick
+      from. "dataset": the data's own comparisons (the synthetic world's writers; real TL;DR).
+    - Train and ID-validation pairs are on disjoint posts of the training topics; the OOD pairs
+      are a shift of the same kind as WARM's D_ood: held-out topics, sampled at a higher
+      temperature.
+    """
+
+    source: str = "policy"
+    k: int = 5  # samples per post; all C(k, 2) pairs of distinct samples are labelled
+    n_train_posts: int = 2000
+    n_validation_posts: int = 1000
+    n_ood_posts: int = 1000
+    temperature: float = 1.0
+    ood_temperature: float = 1.6
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.source not in PAIR_SOURCES:
+            raise ValueError(f"unknown pairs.source {self.source!r}; valid: {', '.join(PAIR_SOURCES)}")
+        if self.k < 2:
+            raise ValueError(f"pairs.k must be ≥ 2 (two samples make a pair), got {self.k}")
+        for name in ("n_train_posts", "n_validation_posts", "n_ood_posts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"pairs.{name} must be ≥ 1, got {getattr(self, name)}")
+        if not (self.temperature > 0 and self.ood_temperature > 0):
+            raise ValueError("pairs temperatures must be > 0")
 
 
 @dataclass(frozen=True)
@@ -99,15 +146,30 @@ class RMPoolConfig:
     """The pool of reward models (WARM §4): M runs from one SFT init and one shared head."""
 
     n_rms: int = 6  # WARM trains 10; 6 fit the default profile's CPU budget (WARM M=6 is the largest used)
-    steps: int = 80
-    batch_size: int = 16  # pairs per step
-    lrs: tuple[float, ...] = (1e-4, 3e-4)
+    n_seeds: int = 3  # independently seeded pools behind the headline claims (intervals over seeds)
+    epochs: float = 2.0  # passes over the training prompts (each with all its pairs)
+    batch_size: int = 16  # prompts per step
+    warmup: float = 0.3  # fraction of the steps with a linear warmup of the learning rate
+    lrs: tuple[float, ...] = (2e-4, 4e-4)
     dropouts: tuple[float, ...] = (0.0, 0.1)
     baklava: tuple[int | None, ...] = (None, 90, 60)  # SFT checkpoint steps (None: final SFT)
     mode: str = "full"  # full | lora | qlora
-    probe_pairs: int = 2000
-    n_eval: int = 500  # pairs per evaluation subset
+    probe_pairs: int = 100_000  # training pairs the shared linear-probed head is fitted on (at most)
+    curve_posts: int = 250  # ID-validation posts scored along training (the no-collapse check)
+    eval_every: int = 25  # steps between two points of that curve
+    eval_every_warmup: int = 10  # the same during the learning-rate warmup
     corruption: float = 0.25
+
+    def __post_init__(self):
+        if self.mode not in ("full", "lora", "qlora"):
+            raise ValueError(f"unknown rm.mode {self.mode!r}; valid: full, lora, qlora")
+        if self.n_rms < 2 or self.n_seeds < 1:
+            raise ValueError(f"rm.n_rms must be ≥ 2 and rm.n_seeds ≥ 1, got {self.n_rms}, {self.n_seeds}")
+        if not self.epochs > 0 or self.batch_size < 1:
+            raise ValueError(f"rm.epochs and rm.batch_size must be positive, got {self.epochs}, "
+                             f"{self.batch_size}")
+        if not 0.0 <= self.corruption < 0.5:
+            raise ValueError(f"rm.corruption must be in [0, 0.5), got {self.corruption}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +193,7 @@ class GoldConfig:
     hub_name: str | None = None
     mode: str = "qlora"  # full | lora | qlora
     steps: int = 2_000
-    batch_size: int = 32  # pairs per step
+    batch_size: int = 8  # prompts per step, each with all its comparisons
     lr: float = 1e-4
     lora_r: int = 32
     lora_alpha: int = 64
@@ -245,7 +307,7 @@ class RLSetup:
 
     run: RLConfig = field(default_factory=RLConfig)
     n_prompts: int = 2000  # SFT-train posts used as RL prompts
-    n_eval_prompts: int = 64  # SFT-validation posts sampled at every eval step
+    n_eval_prompts: int = 128  # SFT-validation posts sampled at every eval step
     betas: tuple[float, ...] = (0.01, 0.03, 0.1)  # the KL sweep of Fig. 8c
 
 
@@ -261,6 +323,7 @@ class Profile:
     bon: BestOfNConfig = field(default_factory=BestOfNConfig)
     rl: RLSetup = field(default_factory=RLSetup)
     warp: WARPConfig = field(default_factory=WARPConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
     rm: RMPoolConfig = field(default_factory=RMPoolConfig)
     gold: GoldConfig = field(default_factory=GoldConfig)
     tldr: TLDRConfig = field(default_factory=TLDRConfig)
@@ -269,113 +332,27 @@ class Profile:
     gradient_checkpointing: bool = False
     n_eval_posts: int = 64  # posts whose samples notebooks show and score
 
-
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(
-        name="smoke",
-        world=WorldConfig(n_pretrain_posts=600, n_sft_train=300, n_sft_validation=40,
-                          n_pref_train=400, n_pref_validation=200, n_pref_ood=200),
-        model=ModelConfig(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2,
-                          intermediate_size=64, max_length=160),
-        pretrain=LMTrainConfig(steps=8, batch_size=8, log_every=2, eval_every=4),
-        sft=LMTrainConfig(steps=6, batch_size=8, lr=1e-3, log_every=2, eval_every=3,
-                          checkpoint_steps=(3,)),
-        sampling=SamplingConfig(max_new_tokens=24, batch_size=64),
-        world_check=WorldCheckConfig(n_prompts=6, pool_size=16),
-        bon=BestOfNConfig(n_prompts=6, k=16),
-        rl=RLSetup(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
-                                n_eval_samples=2),
-                   n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
-        warp=WARPConfig(rl=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
-                                    n_eval_samples=2, anchor="ema", beta=0.1),
-                        etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
-        rm=RMPoolConfig(n_rms=4, steps=4, batch_size=4, baklava=(None, 3), probe_pairs=100,
-                        n_eval=40),
-        n_eval_posts=8,
-    ),
-    "default": Profile(
-        name="default",
-        pretrain=LMTrainConfig(steps=300, batch_size=32, lr=3e-3),
-        sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
-                          checkpoint_steps=(60, 90)),
-        sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
-        world_check=WorldCheckConfig(n_prompts=32, pool_size=256),
-        rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=3e-5, beta=0.05, eval_every=10,
-                                n_eval_samples=2),
-                   betas=(0.01, 0.05, 0.2)),
-        warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=3e-5, eval_every=10,
-                                    n_eval_samples=2, anchor="ema", ema_mu=0.01, beta=0.1)),
-    ),
-    "gpu": Profile(
-        name="gpu",
-        world=WorldConfig(source="tldr"),
-        model=ModelConfig(hub_name="EleutherAI/pythia-410m-deduped", load_in_4bit=True,
-                          dtype="bfloat16", max_length=640),
-        pretrain=LMTrainConfig(steps=0),  # a hub model is already pre-trained
-        sft=LMTrainConfig(steps=2_000, batch_size=32, lr=2e-4, checkpoint_steps=(1_000, 1_500)),
-        sampling=SamplingConfig(temperature=0.9, max_new_tokens=53, batch_size=64),
-        # WARM's pool: 10 RMs (QLoRA), Baklava inits from the SFT checkpoints.
-        rm=RMPoolConfig(n_rms=10, steps=2_000, batch_size=32, baklava=(None, 1_500, 1_000),
-                        mode="qlora", probe_pairs=4_000, n_eval=2_000),
-        world_check=WorldCheckConfig(n_prompts=256, pool_size=256),
-        bon=BestOfNConfig(n_prompts=512, k=64),
-        # Policies are QLoRA too; the paper's KL strengths (WARM: β = 0.003 clean, WARP: 0.1 with
-        # the EMA anchor), 64 samples per step (the paper: 128) and LoRA's larger learning rate.
-        rl=RLSetup(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003,
-                                max_new_tokens=53, mode="qlora", eval_every=100, n_eval_samples=2),
-                   n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
-        warp=WARPConfig(rl=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
-                                    anchor="ema", ema_mu=0.01, max_new_tokens=53, mode="qlora",
-                                    eval_every=100, n_eval_samples=2)),
-        # The control RM, 3.5× the policy and proxy RMs, trained separately (WARM §5, WARP §4).
-        gold=GoldConfig(hub_name="EleutherAI/pythia-1.4b-deduped", mode="qlora", steps=3_000,
-                        dtype="bfloat16"),
-        device="cuda",
-        gradient_checkpointing=True,
-        n_eval_posts=256,
-    ),
-}
-
-
-def _valid_keys(obj: Any, prefix: str = "") -> list[str]:
-    keys = []
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            keys += _valid_keys(value, f"{prefix}{f.name}.")
-        elif f.name != "name":
-            keys.append(prefix + f.name)
-    return keys
-
-
-def get_profile(name: str = "default", overrides: dict[str, Any] | None = None) -> Profile:
-    """The profile `name` with dotted-key `overrides` applied; clear errors for bad input."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
-    profile = PROFILES[name]
-    for key, value in (overrides or {}).items():
-        valid = _valid_keys(profile)
-        if key not in valid:
-            raise ValueError(f"unknown config key {key!r} for profile {name!r}; "
-                             f"valid keys: {', '.join(valid)}")
-        *path, leaf = key.split(".")
-        profile = _replace_path(profile, path, leaf, value)
-    return profile
-
-
-def _replace_path(obj: Any, path: list[str], leaf: str, value: Any) -> Any:
-    if not path:
-        return replace(obj, **{leaf: value})
-    head, *rest = path
-    return replace(obj, **{head: _replace_path(getattr(obj, head), rest, leaf, value)})
+    def __post_init__(self):
+        if self.pairs.source == "policy":
+            if self.world.source != "synthetic":
+                raise ValueError("pairs.source 'policy' labels SFT samples with the synthetic world's "
+                                 "annotators; real data use pairs.source 'dataset'")
+            for split, n, have in (("train", self.pairs.n_train_posts, self.world.n_pref_train),
+                                   ("validation", self.pairs.n_validation_posts,
+                                    self.world.n_pref_validation),
+                                   ("ood", self.pairs.n_ood_posts, self.world.n_pref_ood)):
+                if n > have:
+                    key = "n_validation_posts" if split == "validation" else f"n_{split}_posts"
+                    raise ValueError(f"pairs.{key} = {n} asks for more posts than the world has "
+                                     f"({have}, world.n_pref_{split}); lower it or raise that")
 
 
 def results_dir(profile: Profile | str) -> Path:
     """Where a profile's figures, tables and claims go.
 
-    `default` writes the committed `results/`; `gpu` writes `results/gpu/`; `smoke` writes to a
-    temporary directory so tests never overwrite committed results. `REPRO_RESULTS_DIR` overrides.
-    """
+    `default` writes the committed `results/`; `gpu` writes `results/gpu/`; `smoke` (a plumbing
+    check) writes `results/smoke/`, which git ignores. `REPRO_RESULTS_DIR` overrides (the tests
+    point it at directories of their own)."""
     name = profile if isinstance(profile, str) else profile.name
     if os.environ.get("REPRO_RESULTS_DIR"):
         path = Path(os.environ["REPRO_RESULTS_DIR"])
@@ -384,7 +361,7 @@ def results_dir(profile: Profile | str) -> Path:
     elif name == "gpu":
         path = ROOT / "results" / "gpu"
     else:
-        path = Path(tempfile.gettempdir()) / "warm-warp-results" / name
+        path = ROOT / "results" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 

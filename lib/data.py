@@ -81,7 +81,7 @@ class WorldData:
         self.comparisons.save_to_disk(str(path / "comparisons"))
 
     @classmethod
-    def load(cls, path: Path) -> "WorldData":
+    def load(cls, path: Path) -> WorldData:
         return cls(load_from_disk(str(path / "pretrain"))["pretrain"],
                    load_from_disk(str(path / "sft")), load_from_disk(str(path / "comparisons")))
 
@@ -133,12 +133,42 @@ def build_world(cfg: WorldConfig) -> WorldData:
     return WorldData(pretrain, sft, comparisons)
 
 
+def policy_comparisons(posts: Dataset, samples: list[list[str]], cfg: WorldConfig,
+                       policy: str, seed: int | list[int]) -> Dataset:
+    """Comparisons of a policy's own samples (WARM §4, Gao et al., Coste et al.): every pair of
+    distinct samples of each post of `posts` (rows in pair schema: one per post), labelled by the
+    world's annotators on the exact gold reward, `policy` naming the sampler."""
+    labels = W.LabelModel(cfg.label_temperature, cfg.label_length_bias)
+    rng = np.random.default_rng(seed)
+    rows = W.ComparisonRows()
+    for row, summaries in zip(posts, samples):
+        post = W.parse_post(row["post"])
+        post = W.Post(row["post_id"], post.topic, row["title"], post.text, post.key_person,
+                      post.key_event, post.facts)
+        W.compare_samples(rng, post, summaries, labels, policy, rows)
+    return Dataset.from_dict(rows.columns, features=PAIR_FEATURES)
+
+
 def with_corrupted_labels(ds: Dataset, fraction: float, seed: int) -> Dataset:
     """`ds` with exactly round(fraction·n) labels flipped; `flipped` marks them (WARM §4.2)."""
     choice, flipped = W.corrupt_labels(ds["choice"], fraction, seed)
     ds = ds.remove_columns(["choice", "flipped"])
     ds = ds.add_column("choice", choice).add_column("flipped", flipped)
     return ds.cast(PAIR_FEATURES)
+
+
+def pair_table(ds: Dataset) -> dict[str, float]:
+    """What a comparison split looks like: pairs, prompts, mean summary length, how often the
+    longer summary is preferred, and (synthetic data) how often the label disagrees with gold."""
+    w0 = np.array([W.n_words(s) for s in ds["summary_0"]])
+    w1 = np.array([W.n_words(s) for s in ds["summary_1"]])
+    c, longer = np.asarray(ds["choice"]), w1 != w0
+    out = {"pairs": len(ds), "prompts": len(set(ds["post_id"])),
+           "mean words": float(np.concatenate([w0, w1]).mean()),
+           "longer preferred": float(np.mean((c == 1)[longer] == (w1 > w0)[longer]))}
+    if not np.isnan(np.asarray(ds["gold_0"], dtype=float)).any():
+        out["label/gold disagreement"] = label_gold_disagreement(ds)
+    return out
 
 
 def label_gold_disagreement(ds: Dataset) -> float:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 
@@ -18,14 +17,33 @@ def _np(x: ArrayLike) -> np.ndarray:
 
 def pairwise_accuracy(r_chosen: ArrayLike, r_rejected: ArrayLike) -> float:
     """Mean of 1[r(x, y+) ≥ r(x, y−)]: ties count as correct, as in WARM."""
-    return float(np.mean(_np(r_chosen) >= _np(r_rejected)))
+    a, b = _np(r_chosen), _np(r_rejected)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"chosen and rejected rewards must be 1-D of one length; got {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError("accuracy of an empty set of pairs")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("rewards must be finite")
+    return float(np.mean(a >= b))
+
+
+def choice_correct(r_0: ArrayLike, r_1: ArrayLike, choice: ArrayLike) -> np.ndarray:
+    """Per pair, 1.0 if the rewards of summary_0 / summary_1 rank the labelled summary first
+    (`choice` 1: summary_1 preferred), else 0.0; ties count as correct (WARM)."""
+    r_0, r_1, c = _np(r_0), _np(r_1), np.asarray(choice)
+    if not (r_0.shape == r_1.shape == c.shape) or r_0.ndim != 1:
+        raise ValueError(f"rewards and labels must be 1-D of one length; got {r_0.shape}, "
+                         f"{r_1.shape}, {c.shape}")
+    return np.where(c == 1, r_1 >= r_0, r_0 >= r_1).astype(float)
 
 
 def choice_accuracy(r_0: ArrayLike, r_1: ArrayLike, choice: ArrayLike) -> float:
     """Pairwise accuracy of rewards of summary_0 / summary_1 against labels `choice` (1: summary_1
     preferred); ties count as correct."""
-    r_0, r_1, c = _np(r_0), _np(r_1), np.asarray(choice)
-    return pairwise_accuracy(np.where(c == 1, r_1, r_0), np.where(c == 1, r_0, r_1))
+    correct = choice_correct(r_0, r_1, choice)
+    if correct.size == 0:
+        raise ValueError("accuracy of an empty set of pairs")
+    return float(correct.mean())
 
 
 def fit_bradley_terry(diff: torch.Tensor, l2: float, max_iter: int = 200) -> torch.Tensor:
@@ -102,30 +120,46 @@ def best_of_n(proxy_scores: ArrayLike, gold_scores: ArrayLike, n: int) -> np.nda
     return (pick_probabilities(proxy, n) * gold).sum(1)
 
 
-def best_of_n_win_rate(proxy_a: ArrayLike, n_a: int, proxy_b: ArrayLike, n_b: int,
-                       gold_scores: ArrayLike) -> float:
-    """P(gold of A's best-of-n_a pick > gold of B's best-of-n_b pick) + ½·P(equal), exactly, for
-    independent draws from one pool (prompts, K), averaged over prompts. `n_b = 1` is a random
-    sample of the policy (B's proxy is then irrelevant)."""
+def best_of_n_win_rates(proxy_a: ArrayLike, n_a: int, proxy_b: ArrayLike, n_b: int,
+                        gold_scores: ArrayLike) -> np.ndarray:
+    """Per prompt, P(gold of A's best-of-n_a pick > gold of B's best-of-n_b pick) + ½·P(equal),
+    exactly, for independent draws from one pool (prompts, K). `n_b = 1` is a random sample of the
+    policy (B's proxy is then irrelevant)."""
     gold = _np(gold_scores)
     pa, pb = pick_probabilities(proxy_a, n_a), pick_probabilities(proxy_b, n_b)
     if pa.shape != gold.shape or pb.shape != gold.shape:
         raise ValueError("proxy and gold scores must share one (prompts, K) shape")
     beats = (gold[:, :, None] > gold[:, None, :]) + 0.5 * (gold[:, :, None] == gold[:, None, :])
-    return float(np.einsum("pi,pij,pj->p", pa, beats, pb).mean())
+    return np.einsum("pi,pij,pj->p", pa, beats, pb)
 
 
-def win_rate(scores_a: ArrayLike, scores_b: ArrayLike) -> float:
-    """P(a > b) + ½·P(a = b) over paired comparisons (same prompts)."""
+def best_of_n_win_rate(proxy_a: ArrayLike, n_a: int, proxy_b: ArrayLike, n_b: int,
+                       gold_scores: ArrayLike) -> float:
+    """`best_of_n_win_rates` averaged over prompts."""
+    return float(best_of_n_win_rates(proxy_a, n_a, proxy_b, n_b, gold_scores).mean())
+
+
+def win_rates_by_prompt(scores_a: ArrayLike, scores_b: ArrayLike) -> np.ndarray:
+    """Per prompt, P(a > b) + ½·P(a = b) over every pair of a sample of A and a sample of B for
+    that prompt; inputs shaped (prompts, samples per prompt)."""
     a, b = _np(scores_a), _np(scores_b)
-    return float(np.mean((a > b) + 0.5 * (a == b)))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0] or a.shape[0] == 0:
+        raise ValueError(f"scores must be (prompts, samples) for the same prompts; got {a.shape}, {b.shape}")
+    d = a[:, :, None] - b[:, None, :]
+    return ((d > 0) + 0.5 * (d == 0)).mean(axis=(1, 2))
 
 
 def win_rate_per_prompt(scores_a: ArrayLike, scores_b: ArrayLike) -> float:
-    """P(a > b) + ½·P(a = b) over every pair of a sample of A and a sample of B for the same
-    prompt, averaged over prompts; inputs shaped (prompts, samples per prompt)."""
-    a, b = _np(scores_a), _np(scores_b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"scores must be (prompts, samples) for the same prompts; got {a.shape}, {b.shape}")
-    d = a[:, :, None] - b[:, None, :]
-    return float(np.mean((d > 0) + 0.5 * (d == 0)))
+    """`win_rates_by_prompt` averaged over prompts."""
+    return float(win_rates_by_prompt(scores_a, scores_b).mean())
+
+
+def within_prompt_pearson(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Pearson correlation of `a` and `b` across the samples of each prompt, shaped (prompts,);
+    a prompt whose samples are constant under either gets 0."""
+    a, b = _np(a), _np(b)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"inputs must share one (prompts, samples) shape; got {a.shape}, {b.shape}")
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    norm = np.sqrt((a ** 2).sum(1) * (b ** 2).sum(1))
+    return np.divide((a * b).sum(1), norm, out=np.zeros(len(a)), where=norm > 0)

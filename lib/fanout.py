@@ -28,27 +28,37 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Callable
+import time
+from collections.abc import Callable
+from typing import Any
 
-from .config import get_profile
+import submitit
+import torch
+
+from . import plans
+from .config import cache_dir
 from .pipeline import Pipeline
+from .profiles import get_profile
+from .rl_runs import RLRuns
+from .rm_pool import RewardModels
+from .runner import parse_set
+from .warp import merge_iteration
 
 
 def rm_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
-    """Every RM of the clean and the corrupt pool (WARM §4), as (name, build) pairs."""
-    from .rm import RewardModels
-
+    """Every RM: the clean and the corrupt pool and their seeded repeats (WARM §4), and the two
+    random-init controls of notebook 01, as (name, build) pairs."""
     rms = RewardModels(pl)
-    return [(f"RM {cfg.seed} (corruption {c})", lambda cfg=cfg: rms.artifact(cfg))
-            for c in (0.0, pl.profile.rm.corruption) for cfg in rms.pool(c)]
+    jobs = [(f"RM {cfg.seed} (pool {p}, corruption {c})", lambda cfg=cfg: rms.artifact(cfg))
+            for p in range(pl.profile.rm.n_seeds) for c in (0.0, pl.profile.rm.corruption)
+            for cfg in rms.pool(c, p)]
+    jobs += [(f"RM control {i}", lambda cfg=cfg: rms.artifact(cfg))
+             for i, cfg in enumerate(plans.random_init_controls(rms))]
+    return jobs
 
 
 def rl_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
     """The RL runs that need only the RM pools: notebook 04's, WARP's stage 1 and first iteration."""
-    from . import plans
-    from .rl import RLRuns
-    from .rm import RewardModels
-
     rms = RewardModels(pl)
     runs = RLRuns(pl, rms)
     named = [(f"RL {group} {name}", run) for group, by_name in plans.rl_with_warm(rms).items()
@@ -57,27 +67,21 @@ def rl_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
     named += [(f"WARP iteration 1, run {m}", run)
               for m, run in enumerate(plans.warp_iteration(rms, 0, plans.warp_first_runs(pl.profile)))]
     unique = {}  # a run listed twice (e.g. the β sweep at the base β) is built once
-    for name, (members, cfg, kind) in named:
-        unique.setdefault(pl.cache.key("rl", runs.key(members, kind, cfg)), (name, (members, cfg, kind)))
-    return [(name, lambda run=run, name=name: runs.run(*run, desc=name)) for name, run in unique.values()]
+    for name, run in named:
+        unique.setdefault(pl.cache.key("rl", runs.key(run)), (name, run))
+    return [(name, lambda run=run, name=name: runs.run(run, desc=name)) for name, run in unique.values()]
 
 
 def warp2_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
     """WARP's second iteration: M runs from the LITI model of the first (which must be built)."""
-    from . import plans
-    from .rl import RLRuns
-    from .rm import RewardModels
-
     rms = RewardModels(pl)
     runs = RLRuns(pl, rms)
-    first = [runs.finished(*run) for run in plans.warp_iteration(rms, 0)]
-    if any(art is None for art in first):
-        raise SystemExit("warp2 starts from WARP's first iteration: build the `rl` wave first")
-    merge = plans.warp_merge(runs, first)
-    return [(f"WARP iteration 2, run {m}",
-             lambda run=run, m=m: runs.run(*run, init=(merge["key"], merge["init"]),
-                                           desc=f"WARP iteration 2, run {m}"))
-            for m, run in enumerate(plans.warp_iteration(rms, 1))]
+    w = pl.profile.warp
+    read = plans.cached_warp_run(runs, build=False)
+    first = merge_iteration([read(0, m, None) for m in range(w.m)], w)
+    train_run = plans.cached_warp_run(runs)
+    return [(f"WARP iteration 2, run {m}", lambda m=m: train_run(1, m, (first["key"], first["init"])))
+            for m in range(w.m)]
 
 
 JOBS = {"rms": rm_jobs, "rl": rl_jobs, "warp2": warp2_jobs}
@@ -85,8 +89,6 @@ JOBS = {"rms": rm_jobs, "rl": rl_jobs, "warp2": warp2_jobs}
 
 def prepare(pl: Pipeline) -> None:
     """The stages every run shares, built once before the runs fan out."""
-    from .rm import RewardModels
-
     rms = RewardModels(pl)
     pl.sft_artifact()
     for c in (0.0, pl.profile.rm.corruption):
@@ -110,25 +112,102 @@ def shard(jobs: list, i: int, n: int) -> list:
     return jobs[i::n]
 
 
+def build_shard(profile: str, overrides: dict, wave: str, i: int = 0, n: int = 1,
+                threads: int | None = None) -> list[str]:
+    """Build shard i of N of `wave` ("prepare" is one shard) in this process, with `threads` torch
+    threads; returns the names of its runs. The picklable entry point of every executor."""
+    if threads:
+        torch.set_num_threads(threads)
+    pl = Pipeline(get_profile(profile, overrides))
+    if wave == "prepare":
+        prepare(pl)
+        return ["prepare"]
+    mine = shard(JOBS[wave](pl), i, n)
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or ""  # submitit local sets it, empty on a CPU
+    where = f", GPU {gpu}" if gpu else ""
+    for name, build in mine:
+        print(f"[fanout {i}/{n}{where}] {name}", flush=True)
+        build()
+    return [name for name, _ in mine]
+
+
+def _follow(jobs: list, every: float = 5.0) -> None:
+    """Echo the runs the jobs start, from their logs, until they all finish."""
+    seen = [0] * len(jobs)
+    while True:
+        done = all(job.done() for job in jobs)
+        for k, job in enumerate(jobs):
+            lines = [line for line in (job.stdout() or "").splitlines() if line.startswith("[fanout ")]
+            for line in lines[seen[k]:]:
+                print(line, flush=True)
+            seen[k] = len(lines)
+        if done:
+            return
+        time.sleep(every)
+
+
+def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "local",
+                 folder: str | os.PathLike | None = None, waves: tuple[str, ...] = ("prepare", *JOBS),
+                 threads: int = 1, slurm: dict | None = None) -> dict[str, list[str]]:
+    """Every wave in order through submitit: `prepare` as one job, each other wave as `jobs` jobs
+    (a Slurm job array, or local processes), each building one shard with `threads` threads
+    (`prepare`, one job, gets `threads × jobs`);
+    a wave starts when the previous one has finished. Returns the runs each wave built."""
+    folder = folder or cache_dir(profile) / "submitit"
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=executor)
+    params = {"timeout_min": 24 * 60, "cpus_per_task": threads}
+    if executor == "slurm":
+        params |= {f"slurm_{k}": v for k, v in (slurm or {}).items() if k != "gpus_per_job" and v is not None}
+        params["gpus_per_node"] = (slurm or {}).get("gpus_per_job", 0)
+    ex.update_parameters(**params)
+    built = {}
+    for wave in waves:
+        n = 1 if wave == "prepare" else jobs
+        per_job = threads * jobs if wave == "prepare" else threads  # one job: give it every core
+        ex.update_parameters(cpus_per_task=per_job)
+        futures = ex.map_array(build_shard, [profile] * n, [overrides] * n, [wave] * n, list(range(n)),
+                               [n] * n, [per_job] * n)
+        try:
+            _follow(futures)
+        except BaseException:  # Ctrl-C or a failed job: stop the wave's other jobs too
+            for f in futures:
+                f.cancel(check=False)
+            raise
+        built[wave] = [name for f in futures for name in f.result()]
+        print(f"[fanout] wave {wave}: {len(built[wave])} runs in {n} job(s)", flush=True)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("prepare", *JOBS))
+    parser.add_argument("stage", choices=("prepare", *JOBS, "all"),
+                        help="a wave, or all of them in order (with --executor)")
     parser.add_argument("--profile", default="default")
-    parser.add_argument("--shard", default="0/1", help="i/N: build the i-th of N shares")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
+    parser.add_argument("--shard", default="0/1", help="i/N: build the i-th of N shares in this process")
+    parser.add_argument("--executor", choices=("local", "slurm"), help="submit through submitit instead")
+    parser.add_argument("--jobs", type=int, default=2, help="with --executor: jobs per wave")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (CPUs) per job")
+    parser.add_argument("--partition", help="Slurm partition")
+    parser.add_argument("--gpus-per-job", type=int, default=1, help="Slurm GPUs per job")
+    parser.add_argument("--time", type=int, default=24 * 60, help="Slurm time limit per job, minutes")
     args = parser.parse_args(argv)
+
     try:
         i, n = parse_shard(args.shard)
+        overrides = parse_set(args.set)
+        get_profile(args.profile, overrides)
     except ValueError as err:
         parser.error(str(err))
-    pl = Pipeline(get_profile(args.profile))
-    if args.stage == "prepare":
-        prepare(pl)
+    if args.executor:
+        waves = ("prepare", *JOBS) if args.stage == "all" else (args.stage,)
+        submit_waves(args.profile, overrides, args.jobs, args.executor, waves=waves, threads=args.threads,
+                     slurm={"partition": args.partition, "gpus_per_job": args.gpus_per_job,
+                            "timeout_min": args.time})
         return 0
-    mine = shard(JOBS[args.stage](pl), i, n)
-    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
-    for name, build in mine:
-        print(f"[fanout {i}/{n}, GPU {gpu}] {name}", flush=True)
-        build()
+    if args.stage == "all":
+        parser.error("'all' runs the waves through an executor: add --executor local or slurm")
+    build_shard(args.profile, overrides, args.stage, i, n)
     return 0
 
 

@@ -13,12 +13,13 @@ safetensors; the base model is read again from `gold.hub_name` when the control 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
+from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
@@ -26,7 +27,7 @@ from .cache import Artifact
 from .config import GoldConfig
 from .evaluate import choice_accuracy
 from .models import from_pretrained, load_tokenizer, lora_targets
-from .rm import PairSet, RMConfig, encode, score_pairs, score_sequences, train_reward_model
+from .rm import PairSet, RMConfig, score_pairs, score_texts, train_reward_model
 
 # Bump when the control RM's training changes in a way its config does not show.
 GOLD_VERSION = 1
@@ -47,7 +48,6 @@ def control_rm_model(cfg: GoldConfig, pad_token_id: int, device: str = "cpu",
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.mode == "full":
         return model
-    from peft import LoraConfig, get_peft_model
 
     return get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r,
                                             lora_alpha=cfg.lora_alpha,
@@ -116,5 +116,5 @@ class ControlRM:
 
     def score(self, prompts: Sequence[str], summaries: Sequence[str]) -> np.ndarray:
         """Gold reward of each (prompt, summary)."""
-        seqs = encode(self.tokenizer, prompts, summaries, self.pl.profile.model.max_length)
-        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id)
+        return score_texts(self.model, self.tokenizer, prompts, summaries,
+                           self.pl.profile.model.max_length)

@@ -14,19 +14,41 @@ and return tensors in the inputs' dtype.
 from __future__ import annotations
 
 import math
+import numbers
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+
+from .config import WARPConfig
 
 StateDict = dict[str, torch.Tensor]
 
 
+def check_state_dict(sd, name: str = "state dict") -> None:
+    """Raise `TypeError` unless `sd` is a state dict: a dict of parameter names to tensors."""
+    if isinstance(sd, torch.nn.Module):
+        raise TypeError(f"{name} is a {type(sd).__name__} module, not a state dict: pass its .state_dict()")
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise TypeError(f"{name} must be a state dict (a dict of tensors), got {type(sd).__name__}")
+
+
+def check_coefficient(value: float, name: str) -> None:
+    """Raise `ValueError` unless `value` is a finite number (a λ, η or averaging weight)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 def check_compatible(state_dicts: Sequence[StateDict], names: Sequence[str] | None = None) -> None:
     """Raise `ValueError` unless all state dicts have the same keys, shapes and dtypes."""
+    if isinstance(state_dicts, (dict, torch.nn.Module)):
+        raise TypeError("expected a list of state dicts, got a single "
+                        f"{'state dict' if isinstance(state_dicts, dict) else 'module'}: wrap it in a list")
     if not state_dicts:
         raise ValueError("nothing to merge: no state dicts given")
     names = names or [f"state dict {i}" for i in range(len(state_dicts))]
+    for sd, name in zip(state_dicts, names):
+        check_state_dict(sd, name)
     ref, ref_name = state_dicts[0], names[0]
     for sd, name in zip(state_dicts[1:], names[1:]):
         missing = sorted(set(ref) ^ set(sd))
@@ -55,6 +77,8 @@ def weight_average(state_dicts: Sequence[StateDict], weights: Sequence[float] | 
         weights = [1.0 / len(state_dicts)] * len(state_dicts)
     if len(weights) != len(state_dicts):
         raise ValueError(f"got {len(weights)} weights for {len(state_dicts)} state dicts")
+    for i, w in enumerate(weights):
+        check_coefficient(w, f"weight {i}")
     out = {}
     for k, ref in state_dicts[0].items():
         if not _mergeable(ref):
@@ -98,6 +122,7 @@ def slerp(theta_init: StateDict, theta_a: StateDict, theta_b: StateDict, lam: fl
     group, e.g. `layer_group`), or over the whole flattened vector (`per_tensor=False`). λ=0 gives
     `theta_a`, λ=1 gives `theta_b`; parallel task vectors fall back to LERP.
     """
+    check_coefficient(lam, "lam")
     check_compatible([theta_init, theta_a, theta_b], ["theta_init", "theta_a", "theta_b"])
     keys = [k for k in theta_init if _mergeable(theta_init[k])]
     if group is None:
@@ -121,8 +146,10 @@ def slerp_many(theta_init: StateDict, thetas: Sequence[StateDict], per_tensor: b
                group: Callable[[str], str] | None = None) -> StateDict:
     """WARP's rule for M > 2: slerp_M = slerp(θ_init, slerp_{M−1}(θ_1..θ_{M−1}), θ_M, λ = 1/M).
 
-    Not associative (the order of `thetas` matters), as the paper notes; for M = 2 it is
-    `slerp(θ_init, θ_1, θ_2, λ=1/2)`.
+    The paper calls it uniform, but it does not give each task vector the weight 1/M: three
+    orthogonal unit task vectors get the coefficients (√(3/8), √(3/8), 1/2) ≈ (0.61, 0.61, 0.50);
+    and it is not associative (the order of `thetas` changes the result), as the paper notes. For
+    M = 2 it is `slerp(θ_init, θ_1, θ_2, λ=1/2)`.
     """
     if not thetas:
         raise ValueError("slerp_many needs at least one model")
@@ -134,15 +161,48 @@ def slerp_many(theta_init: StateDict, thetas: Sequence[StateDict], per_tensor: b
 
 def liti(theta_init: StateDict, theta: StateDict, eta: float) -> StateDict:
     """LITI: (1−η)·θ_init + η·θ (η > 1 extrapolates)."""
+    check_coefficient(eta, "eta")
     return weight_average([theta_init, theta], [1.0 - eta, eta])
-
-
-def ema_update(theta_ema: StateDict, theta: StateDict, mu: float) -> StateDict:
-    """θ_ema ← (1−μ)·θ_ema + μ·θ (WARP's anchor; μ = 0.01 in the paper)."""
-    return weight_average([theta_ema, theta], [1.0 - mu, mu])
 
 
 def global_norm(state_dict: StateDict) -> float:
     """‖θ‖ over all floating tensors (for task-vector norms)."""
     return math.sqrt(sum(float(v.double().square().sum()) for v in state_dict.values()
                          if _mergeable(v)))
+
+
+def angle_deg(delta_a: StateDict, delta_b: StateDict) -> float:
+    """The angle (degrees) between two task vectors flattened over all their floating tensors;
+    NaN if either is zero."""
+    keys = [k for k in delta_a if delta_a[k].is_floating_point()]
+    dot = sum(float((delta_a[k].double() * delta_b[k].double()).sum()) for k in keys)
+    na, nb = global_norm(delta_a), global_norm(delta_b)
+    if na == 0.0 or nb == 0.0:
+        return float("nan")
+    return math.degrees(math.acos(max(-1.0, min(1.0, dot / (na * nb)))))
+
+
+def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARPConfig) -> StateDict:
+    """WARP's Stage 2 on full weights: the merge of `thetas`' task vectors w.r.t. `theta_init`.
+
+    - "slerp", M = 2: `lib.merge.slerp(θ_init, θ_1, θ_2, λ = cfg.lam)`;
+    - "slerp", M > 2: the paper's recursive rule, slerp_M = slerp(θ_init, slerp_{M−1}, θ_M,
+      λ = 1/M) (`lib.merge.slerp_many`). It is *not* a uniform 1/M weighting: three orthogonal
+      unit task vectors get the coefficients (0.61, 0.61, 0.50), and the result depends on the
+      order of the runs (the paper: "not associative");
+    - "lerp": the uniform average of the models, θ_init + mean_m δ_m.
+
+    SLERP's angles are taken per tensor, per transformer layer or over the whole flattened task
+    vector (`cfg.angles`). One model is returned as is (a copy).
+    """
+    thetas = list(thetas)
+    if not thetas:
+        raise ValueError("merge_policies needs at least one policy")
+    if len(thetas) == 1:
+        return {k: v.clone() for k, v in thetas[0].items()}
+    if cfg.merge == "lerp":
+        return weight_average(thetas)
+    angles = {"per_tensor": cfg.angles != "global", "group": layer_group if cfg.angles == "layer" else None}
+    if len(thetas) == 2:
+        return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, **angles)
+    return slerp_many(theta_init, thetas, **angles)

@@ -4,13 +4,22 @@ with safetensors only; `trust_remote_code` is never set."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig,
-                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast)
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 from .config import ModelConfig
 
@@ -19,7 +28,6 @@ PAD, EOS = "<pad>", "<|endoftext|>"
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained with `tokenizers` on `texts`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -139,7 +147,6 @@ def load_model(path_or_name: Path | str, *, load_in_4bit: bool = False, lora: di
     model = from_pretrained(AutoModelForCausalLM, path_or_name, dtype=dtype,
                             load_in_4bit=load_in_4bit, device=device)
     if lora is not None:
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
         if load_in_4bit:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -27,6 +27,22 @@ PAPER_RESULTS: dict[str, str] = {
     "world-overoptimization":
         "setup check, no paper number: over-optimization as in WARM Fig. 1b (RL control reward vs "
         "steps rises, then collapses: reward hacking)",
+    "probe-reads-content":
+        "setup check, no paper number: WARM's RMs share one linear-probed head on the SFT featurizer "
+        "(§4), which presumes features that see the summary's content",
+    # The reward models' substrate (notebooks 02, 03): checks, no paper number of their own.
+    "rm-no-collapse":
+        "setup check: WARM fine-tunes every RM from the shared linear-probed head (LP-FT), which "
+        "should not fall below the probe",
+    "rm-memorizes-corrupt":
+        "Fig. 4a: individual RMs (and ENS) fit the swapped training labels (memorization), which WA "
+        "then forgets",
+    "rm-beats-bow-proxy":
+        "setup check, no paper number: WARM's PaLM-XXS RMs reach ~79–80% on TL;DR-like pairs; no "
+        "bag-of-words baseline in the paper",
+    "rm-reads-content":
+        "setup check, no paper number: BoN with single RMs first raises the control reward (Fig. 6), "
+        "so the RMs rank the policy's samples",
     # WARM, notebook 01: linear mode connectivity.
     "warm-barrier-without-shared-init":
         "Limitations: WA needs shared pre-training and architecture; LMC is shown only for RMs "
@@ -61,6 +77,11 @@ PAPER_RESULTS: dict[str, str] = {
         "(the notes don't split clean vs 25% corrupt)",
     "warm-bon-more-members-more-gain":
         "Fig. 6: the BoN gain over φ1 is bigger with WARM M=6 than with fewer members",
+    "bon-single-rm-rises":
+        "Fig. 6: BoN with an individual RM gains control reward over the SFT policy before WARM's "
+        "larger gains",
+    "warm-bon-beats-ens-equal-n":
+        "Fig. 6: at equal N (equal KL), BoN with WARM M=6 beats ENS M=2",
     "warm-bon-wins-vs-phi1":
         "Fig. 7: oracle (PaLM-L) win rates of BoN with WARM; the notes give only WARM vs SFT (up to "
         "92.5%), no number vs φ1",
@@ -70,6 +91,8 @@ PAPER_RESULTS: dict[str, str] = {
     "rl-ens-hacked-before-warm":
         "Fig. 1b/8: control reward rises then collapses (hacking), bigger M delays it; the notes give "
         "no WARM M=2 vs ENS M=2 RL number",
+    "rl-single-rm-rises":
+        "Fig. 1b: RL against a single RM first raises the control reward, then collapses",
     "rl-single-rm-hacked":
         "Fig. 1b/8: RL against a single RM: control reward vs steps rises, then collapses (reward "
         "hacking)",

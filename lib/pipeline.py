@@ -19,11 +19,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from . import data as D
 from . import world as W
 from .cache import Artifact, ArtifactCache
-from .config import Profile, cache_dir, get_profile
+from .config import Profile, SamplingConfig, cache_dir
+from .gold import ControlRM
 from .models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
+from .profiles import get_profile
 from .sampling import sample_summaries
 from .train import mean_loss, train_causal_lm
-
 
 datasets.disable_progress_bars()
 transformers.utils.logging.disable_progress_bar()
@@ -144,6 +145,47 @@ class Pipeline:
             return {"history": history}
         return self.cache.stage("sft", self.sft_key, build)
 
+    @property
+    def comparisons_key(self) -> dict:
+        return {"sft": self.sft_key, "pairs": self.profile.pairs,
+                "max_new_tokens": self.profile.sampling.max_new_tokens}
+
+    def comparisons_artifact(self) -> Artifact:
+        """The SFT policy's comparisons (`pairs.source` "policy"): `pairs.k` samples per post of
+        the world's train, validation and OOD comparison posts, every pair of distinct samples
+        labelled by the world's annotators; OOD posts are sampled at `pairs.ood_temperature`."""
+        cfg = self.profile.pairs
+
+        def build(tmp: Path) -> dict:
+            policy, posts = self.load("sft"), self.world.comparisons
+            plan = {"train": (cfg.n_train_posts, cfg.temperature),
+                    "validation": (cfg.n_validation_posts, cfg.temperature),
+                    "test_ood": (cfg.n_ood_posts, cfg.ood_temperature)}
+            out, stats = {}, {}
+            for i, (split, (n, temperature)) in enumerate(plan.items()):
+                rows = posts[split].select(range(n))
+                sampling = SamplingConfig(temperature=temperature, batch_size=self.profile.sampling.batch_size,
+                                          max_new_tokens=self.profile.sampling.max_new_tokens,
+                                          seed=1000 * cfg.seed + 100 + i)
+                samples, stats[split] = sample_summaries(policy, self.tokenizer, D.prompts_of(rows),
+                                                         cfg.k, sampling, desc=f"{split} pairs")
+                out[split] = D.policy_comparisons(rows, samples, self.profile.world,
+                                                  policy=f"sft T={temperature:g}", seed=[cfg.seed, i])
+            datasets.DatasetDict(out).save_to_disk(str(tmp / "comparisons"))
+            return {"sampling": stats, "pairs": {s: len(ds) for s, ds in out.items()},
+                    "disagreement": {s: D.label_gold_disagreement(ds) for s, ds in out.items()}}
+
+        return self.cache.stage("comparisons", self.comparisons_key, build)
+
+    @cached_property
+    def comparisons(self) -> datasets.DatasetDict:
+        """The preference pairs of every RM: the SFT policy's own (`pairs.source` "policy") or
+        the data's (`"dataset"`: the world's writers, or real TL;DR comparisons); train,
+        validation and test_ood in the pair schema of `lib.data`."""
+        if self.profile.pairs.source == "dataset":
+            return self.world.comparisons
+        return datasets.load_from_disk(str(self.comparisons_artifact().path / "comparisons"))
+
     def model_path(self, stage: str, checkpoint: int | None = None) -> Path:
         """Directory of the model of `stage` ('pretrain' or 'sft'), or of one of its checkpoints."""
         artifacts = {"pretrain": self.pretrained_artifact, "sft": self.sft_artifact}
@@ -160,7 +202,8 @@ class Pipeline:
 
     def load(self, stage: str, checkpoint: int | None = None) -> PreTrainedModel:
         """A fresh copy of the model of `stage` ('pretrain' or 'sft'), or of a checkpoint."""
-        model = load_model(self.model_path(stage, checkpoint), dtype=self.profile.model.dtype, device=self.profile.device)
+        model = load_model(self.model_path(stage, checkpoint), dtype=self.profile.model.dtype,
+                           device=self.profile.device)
         model.eval()
         return model
 
@@ -178,7 +221,6 @@ class Pipeline:
     @cached_property
     def control_rm(self):
         """The control RM that serves as gold reward when `profile.gold.hub_name` is set."""
-        from .gold import ControlRM
 
         return ControlRM(self)
 

@@ -1,83 +1,114 @@
-"""The RL runs of notebooks 04 and 05, defined once: the notebooks train them (or read them back from
-the cache) and `lib.fanout` builds them ahead of the notebooks on many processes or GPUs.
-
-A run is `(members, cfg, kind)`, the arguments of `RLRuns.run`: the RMs of the reward, the RL
-configuration, and "warm" (their weight average) or "ens" (the mean of their rewards).
-"""
+"""The runs of notebooks 01, 04 and 05, defined once: the notebooks train them (or read them back
+from the cache) and `lib.fanout` builds them ahead of the notebooks on many processes or GPUs."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from .config import RLConfig
+from .rm import RMConfig
 from .warp import run_seed
 
-Run = tuple[list, RLConfig, str]
+
+@dataclass(frozen=True)
+class Run:
+    """One RL run (`lib.rl_runs.RLRuns.run`): its configuration and its reward, WARM of `members` (their
+    weight average; one member: that RM) or, with `kind` "ens", the mean of their rewards."""
+
+    members: tuple[RMConfig, ...]
+    cfg: RLConfig
+    kind: str = "warm"
+
+    def __post_init__(self):
+        if self.kind not in ("warm", "ens"):
+            raise ValueError(f"unknown reward kind {self.kind!r}; valid: warm, ens")
+        if not self.members:
+            raise ValueError("an RL run needs at least one reward model")
+        object.__setattr__(self, "members", tuple(self.members))
 
 
-def ranked_pool(rms, corruption: float) -> list:
-    """The pool of `corruption`, best first by OOD accuracy: φ1, φ2, … (WARM §5)."""
-    members = rms.pool(corruption)
-    return [members[i] for i in rms.ranking(corruption)]
+def random_init_controls(rms) -> list[RMConfig]:
+    """Notebook 01's control pair: two RMs fine-tuned from two random inits (no shared
+    pre-training), each with a head probed on its own random featurizer, like pool member 2."""
+    return [replace(rms.member(2), random_init=True, seed=100_000 + i, checkpoint_steps=())
+            for i in range(2)]
 
 
-def rl_with_warm(rms) -> dict[str, dict[Any, Run]]:
-    """Notebook 04 (WARM §5.2): every reward with clean labels; φ1 and WARM M with corrupt labels
-    (β scaled as the paper's 0.003 → 0.01); the β sweep of φ1 and WARM M. By group, then name."""
+def lmc_pairs(rms, pool: int = 0) -> dict[str, tuple[dict, dict]]:
+    """Notebook 01's pairs of increasing diversity (WARM Fig. 3), as weights: two checkpoints of
+    one run, then members 0 and 1 (data order), 0 and 2 (also the learning rate), 0 and 3 (also
+    dropout and the Baklava init) of the clean pool `pool`."""
+    m = rms.pool(0.0, pool)
+    final = [rms.state(cfg) for cfg in m[:4]]
+    return {"checkpoints of one run": (rms.state(m[0], checkpoint=m[0].checkpoint_steps[0]), final[0]),
+            "data order": (final[0], final[1]), "learning rate": (final[0], final[2]),
+            "Baklava": (final[0], final[3])}
+
+
+def rl_with_warm(rms) -> dict[str, dict]:
+    """Notebook 04 (WARM §5.2), by group then name: every reward with clean labels (pool 0); φ1
+    and WARM M of every other seeded pool (the intervals across pools); φ1 and WARM M with
+    corrupt labels (β scaled as the paper's 0.003 → 0.01); the β sweep of φ1 and WARM M."""
     profile = rms.pl.profile
     base, m = profile.rl.run, profile.rm.n_rms
-    phi, phi_c = ranked_pool(rms, 0.0), ranked_pool(rms, profile.rm.corruption)
+    phi, phi_c = rms.ranked(0.0), rms.ranked(profile.rm.corruption)
     beta_c = base.beta * 0.01 / 0.003
     return {
-        "clean": {"φ1": (phi[:1], base, "warm"), "φ2": (phi[1:2], base, "warm"),
-                  "ENS M=2": (phi[:2], base, "ens"), "WARM M=2": (phi[:2], base, "warm"),
-                  f"WARM M={m}": (phi, base, "warm")},
-        "corrupt": {name: (members, replace(base, beta=beta_c), "warm")
+        "clean": {"φ1": Run(phi[:1], base), "φ2": Run(phi[1:2], base),
+                  "ENS M=2": Run(phi[:2], base, "ens"), "WARM M=2": Run(phi[:2], base),
+                  f"WARM M={m}": Run(phi, base)},
+        "seeds": {(name, p): Run(members, base) for p in range(1, profile.rm.n_seeds)
+                  for name, members in {"φ1": rms.ranked(0.0, p)[:1],
+                                        f"WARM M={m}": rms.ranked(0.0, p)}.items()},
+        "corrupt": {name: Run(members, replace(base, beta=beta_c))
                     for name, members in {"φ1": phi_c[:1], f"WARM M={m}": phi_c}.items()},
-        "sweep": {(name, beta): (members, replace(base, beta=beta), "warm")
+        "sweep": {(name, beta): Run(members, replace(base, beta=beta))
                   for name, members in {"φ1": phi[:1], f"WARM M={m}": phi}.items()
                   for beta in profile.rl.betas},
     }
 
 
-def warp_proxy(rms) -> list:
+def warp_proxy(rms) -> list[RMConfig]:
     """WARP's reward (notebook 05): WARM of the whole clean pool."""
-    return ranked_pool(rms, 0.0)
+    return rms.ranked(0.0)
 
 
 def warp_anchors(rms) -> dict[str, Run]:
     """Notebook 05, stage 1: the EMA anchor against the SFT anchor, at WARP's β and β/10."""
     rl, proxy = rms.pl.profile.warp.rl, warp_proxy(rms)
-    return {f"EMA anchor, β={rl.beta:g}": (proxy, rl, "warm"),
-            f"EMA anchor, β={rl.beta / 10:g}": (proxy, replace(rl, beta=rl.beta / 10), "warm"),
-            f"SFT anchor, β={rl.beta:g}": (proxy, replace(rl, anchor="init"), "warm"),
-            f"SFT anchor, β={rl.beta / 10:g}": (proxy, replace(rl, anchor="init", beta=rl.beta / 10),
-                                                "warm")}
+    return {f"EMA anchor, β={rl.beta:g}": Run(proxy, rl),
+            f"EMA anchor, β={rl.beta / 10:g}": Run(proxy, replace(rl, beta=rl.beta / 10)),
+            f"SFT anchor, β={rl.beta:g}": Run(proxy, replace(rl, anchor="init")),
+            f"SFT anchor, β={rl.beta / 10:g}": Run(proxy, replace(rl, anchor="init", beta=rl.beta / 10))}
+
+
+def warp_run(rms, iteration: int, m: int) -> Run:
+    """Run m of WARP iteration `iteration` (both 0-based): WARP's RL config, seed `run_seed`, and
+    WARM of the clean pool as the reward (notebook 05, `lib.warp.warp`)."""
+    w = rms.pl.profile.warp
+    return Run(warp_proxy(rms), replace(w.rl, seed=run_seed(w.rl.seed, iteration, m)))
 
 
 def warp_iteration(rms, iteration: int, n_runs: int | None = None) -> list[Run]:
-    """The runs of WARP iteration `iteration` (0-based): M runs with seeds `run_seed` (iteration 0
-    of notebook 05 trains max(M, 3), the third for the M = 3 merge). Iterations after the first
-    start from the previous one's LITI model (`RLRuns.run(..., init=...)`)."""
-    w = rms.pl.profile.warp
-    n = w.m if n_runs is None else n_runs
-    return [(warp_proxy(rms), replace(w.rl, seed=run_seed(w.rl.seed, iteration, m)), "warm")
-            for m in range(n)]
+    """The runs of WARP iteration `iteration`: M of them (or `n_runs`)."""
+    return [warp_run(rms, iteration, m) for m in range(rms.pl.profile.warp.m if n_runs is None else n_runs)]
 
 
-def warp_merge(runs, arts: list) -> dict:
-    """One WARP merge of the finished runs `arts` of an iteration (notebook 05, stage 2-3): SLERP
-    of their task vectors from the weights they started from (`start`), LITI at η (`init`, the next
-    iteration's init) and the cache key naming it (`key`)."""
-    from .merge import liti
-    from .warp import merge_policies
-
-    w = runs.pl.profile.warp
-    start = runs.start_state(arts[0])
-    merged = merge_policies(start, [runs.policy_state(a) for a in arts], w)
-    key = {"warp_runs": [a.key for a in arts], "merge": w.merge, "angles": w.angles, "eta": w.eta}
-    return {"start": start, "merged": merged, "init": liti(start, merged, w.eta), "key": key}
+def cached_warp_run(runs, build: bool = True):
+    """`lib.warp.warp`'s `train_run` on the cached runs of a pipeline (`RLRuns`): run m of an
+    iteration from `init` (None: the SFT policy), trained or read back (`build=False`: read back
+    only, a `SystemExit` if it is not built yet). The start weights are the run's step-0 weights
+    (for QLoRA, the init as rounded to NF4)."""
+    def train_run(iteration: int, m: int, init) -> dict:
+        run = warp_run(runs.rms, iteration, m)
+        art = runs.run(run, init=init, desc=f"WARP iteration {iteration + 1}, run {m}") if build else \
+            runs.finished(run, None if init is None else init[0])
+        if art is None:
+            raise SystemExit(f"WARP iteration {iteration + 1}, run {m} is not built yet: "
+                             "build the earlier waves (`rl`) first")
+        return {"start": runs.start_state(art), "theta": runs.policy_state(art), "history": runs.history(art),
+                "key": art.key, "art": art}
+    return train_run
 
 
 def warp_first_runs(profile) -> int:

@@ -7,13 +7,13 @@ best-of-N must over-optimize (proxy up, gold flat or down), and its accuracy mus
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from .evaluate import choice_accuracy, fit_bradley_terry
+from .evaluate import choice_accuracy, choice_correct, fit_bradley_terry
 from .world import normalize
 
 
@@ -39,7 +39,7 @@ class BagOfWordsProxy:
 
     @classmethod
     def fit(cls, posts: Sequence[str], summary_0: Sequence[str], summary_1: Sequence[str],
-            choice: Sequence[int], l2: float = 1e-3, min_count: int = 2) -> "BagOfWordsProxy":
+            choice: Sequence[int], l2: float = 1e-3, min_count: int = 2) -> BagOfWordsProxy:
         """Maximum-likelihood Bradley–Terry fit with L2 (`lib.evaluate.fit_bradley_terry`)."""
         counts = Counter(w for s in list(summary_0) + list(summary_1) for w in normalize(s).split())
         vocab = {w: i for i, w in enumerate(sorted(w for w, c in counts.items()
@@ -47,6 +47,16 @@ class BagOfWordsProxy:
         sign = np.where(np.asarray(choice) == 1, 1.0, -1.0)[:, None]  # orient chosen − rejected
         diff = sign * (cls.features(vocab, posts, summary_1) - cls.features(vocab, posts, summary_0))
         return cls(vocab, fit_bradley_terry(torch.tensor(diff), l2).numpy())
+
+    @classmethod
+    def fit_pairs(cls, ds, l2: float = 1e-3) -> BagOfWordsProxy:
+        """`fit` on a dataset of comparison pairs (the pair schema of `lib.data`)."""
+        return cls.fit(ds["post"], ds["summary_0"], ds["summary_1"], ds["choice"], l2=l2)
+
+    def correct(self, ds) -> np.ndarray:
+        """Per pair of a comparison dataset: 1 if the proxy ranks the labelled summary first."""
+        return choice_correct(self.score(ds["post"], ds["summary_0"]),
+                              self.score(ds["post"], ds["summary_1"]), ds["choice"])
 
     def score(self, posts: Sequence[str], summaries: Sequence[str]) -> np.ndarray:
         return self.features(self.vocab, posts, summaries) @ self.weights

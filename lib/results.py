@@ -12,9 +12,13 @@ from typing import Any
 
 import torch
 
+from . import config
+from .config import results_dir
 from .paper import PAPER_RESULTS
+from .stats import CI_KINDS, DIRECTIONS, Estimate, verdict
 
-CLAIM_KEYS = ("id", "paper", "figure", "claim", "metric", "value", "holds", "notebook", "profile")
+CLAIM_KEYS = ("id", "paper", "figure", "claim", "metric", "value", "ci", "ci_kind", "threshold",
+              "direction", "verdict", "holds", "n", "seeds", "notebook", "profile")
 BENCH_KEYS = ("name", "ours", "baseline", "ratio", "unit", "device", "profile")
 # Claims measured in wall-clock time: the only ones whose values differ between two runs.
 TIMED_CLAIMS = frozenset({"warm-cost-flat"})
@@ -27,6 +31,11 @@ def _cell(text: Any) -> str:
 
 def _read(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def claims_of(results: Path) -> list[dict]:
+    """The claims recorded in `results/claims.json` (an empty list before the first)."""
+    return _read(Path(results) / "claims.json")
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -43,11 +52,66 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class ClaimError(ValueError):
+    """A claim record that cannot be written (a missing field, an empty evaluation set, a bad
+    interval or direction); the message names the claim and the field."""
+
+
+def check_claim(row: dict) -> dict:
+    """Validate one claim record; returns it. Raises `ClaimError` naming the claim and the field."""
+    name = row.get("id", "<no id>")
+    missing = [k for k in CLAIM_KEYS if k not in row]
+    if missing:
+        raise ClaimError(f"claim {name!r}: missing field {missing[0]!r} (a claim needs "
+                         f"{', '.join(CLAIM_KEYS)})")
+    ci = row["ci"]
+    if not (isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
+            isinstance(x, (int, float)) and math.isfinite(x) for x in ci)):
+        raise ClaimError(f"claim {name!r}: field 'ci' must be a finite [low, high], got {ci!r}")
+    if ci[0] > ci[1]:
+        raise ClaimError(f"claim {name!r}: field 'ci' has low {ci[0]} > high {ci[1]}")
+    if row["ci_kind"] not in CI_KINDS:
+        raise ClaimError(f"claim {name!r}: field 'ci_kind' must be one of {', '.join(CI_KINDS)}, "
+                         f"got {row['ci_kind']!r}")
+    if row["direction"] not in DIRECTIONS:
+        raise ClaimError(f"claim {name!r}: field 'direction' must be '>' or '<', got "
+                         f"{row['direction']!r}")
+    if not isinstance(row["n"], int) or row["n"] < 1:
+        raise ClaimError(f"claim {name!r}: field 'n' must count at least one evaluation item "
+                         f"(an empty evaluation set decides nothing), got {row['n']!r}")
+    if not isinstance(row["seeds"], int) or row["seeds"] < 1:
+        raise ClaimError(f"claim {name!r}: field 'seeds' must be ≥ 1, got {row['seeds']!r}")
+    if row["verdict"] != verdict(ci, row["threshold"], row["direction"]):
+        raise ClaimError(f"claim {name!r}: field 'verdict' is {row['verdict']!r} but the interval "
+                         f"{ci} against {row['direction']} {row['threshold']} gives "
+                         f"{verdict(ci, row['threshold'], row['direction'])!r}")
+    if row["holds"] != (row["verdict"] == "holds"):
+        raise ClaimError(f"claim {name!r}: field 'holds' must equal verdict == 'holds'")
+    return row
+
+
 def record_claim(results: Path, *, id: str, paper: str, figure: str, claim: str, metric: str,
-                 value: Any, holds: bool, notebook: str, profile: str) -> dict:
-    """Insert or replace the claim `id` of `profile` in `results/claims.json`."""
+                 estimate: Estimate, threshold: float, direction: str, notebook: str,
+                 profile: str) -> dict:
+    """Insert or replace the claim `id` of `profile` in `results/claims.json`, with its interval
+    and its three-way verdict (`lib.stats.verdict`). Nothing is written for a bad record."""
+    if not isinstance(estimate, Estimate):
+        raise ClaimError(f"claim {id!r}: field 'estimate' must be a lib.stats.Estimate, got "
+                         f"{type(estimate).__name__}")
+    if estimate.n < 1:
+        raise ClaimError(f"claim {id!r}: field 'n' must count at least one evaluation item")
+    if direction not in DIRECTIONS:
+        raise ClaimError(f"claim {id!r}: field 'direction' must be '>' or '<', got {direction!r}")
+    ci = [_clean(float(estimate.ci[0])), _clean(float(estimate.ci[1]))]
+    if None in ci or ci[0] > ci[1]:
+        raise ClaimError(f"claim {id!r}: field 'ci' must be a finite [low, high], got {list(estimate.ci)}")
+    call = verdict(ci, threshold, direction)
     row = {"id": id, "paper": paper, "figure": figure, "claim": claim, "metric": metric,
-           "value": _clean(value), "holds": bool(holds), "notebook": notebook, "profile": profile}
+           "value": _clean(estimate.value), "ci": ci, "ci_kind": estimate.kind,
+           "threshold": threshold, "direction": direction, "verdict": call,
+           "holds": call == "holds", "n": int(estimate.n), "seeds": int(estimate.seeds),
+           "notebook": notebook, "profile": profile}
+    check_claim(row)
     path = Path(results) / "claims.json"
     rows = [r for r in _read(path) if (r["id"], r["profile"]) != (id, profile)] + [row]
     _write(path, sorted(rows, key=lambda r: (r["notebook"], r["id"])))
@@ -73,24 +137,43 @@ def record_benchmark(results: Path, *, name: str, ours: float, baseline: float |
     return row
 
 
+def _claim_cells(c: dict) -> tuple[str, str, str]:
+    """The measured value, its interval (kind, items, seeds) and the verdict, for tables."""
+    value = f"{c['value']:.4g}" if isinstance(c["value"], float) else str(c["value"])
+    seeds = f", {c['seeds']} seeds" if c["seeds"] > 1 else ""
+    interval = f"[{c['ci'][0]:.4g}, {c['ci'][1]:.4g}] ({c['ci_kind']}, n={c['n']}{seeds})"
+    call = {"holds": "holds", "fails": "**fails**", "inconclusive": "*inconclusive*"}[c["verdict"]]
+    return value, interval, f"{call} ({c['direction']} {c['threshold']:g})"
+
+
+def tally(claims: list[dict]) -> str:
+    """'H hold, F fail, I inconclusive of T'."""
+    count = {v: sum(c["verdict"] == v for c in claims) for v in ("holds", "fails", "inconclusive")}
+    return (f"{count['holds']} hold, {count['fails']} fail, {count['inconclusive']} inconclusive "
+            f"of {len(claims)}")
+
+
 def write_report(results: Path) -> Path:
     """`REPORT.md`: the claims table, the benchmarks and every figure under `results/figures`."""
     results = Path(results)
-    claims, benches = _read(results / "claims.json"), _read(results / "benchmarks.json")
+    claims = [check_claim(c) for c in _read(results / "claims.json")]
+    benches = _read(results / "benchmarks.json")
     lines = ["# Report", "", "Generated from `claims.json`, `benchmarks.json` and `figures/` "
              "by `python -m lib.results`. Do not edit by hand.", "", "## Claims", "",
              "The papers' results are at their scale (PaLM-XXS/XS reward models and policies for "
              "WARM, Gemma 7B for WARP) and ours at the profile's, so the verdicts compare "
-             "directions, not magnitudes.", "",
-             "| notebook | claim | paper | ours | holds |",
-             "|---|---|---|---|---|"]
+             "directions, not magnitudes. Each measured value has a 95% interval (bootstrap over "
+             "evaluation items, across seeds, or both: nested); a claim holds if the whole "
+             "interval is on the paper's side of the threshold, fails if it is wholly on the "
+             "other side, and is inconclusive otherwise.", "", f"**{tally(claims)}.**", "",
+             "| notebook | claim | paper | measured | 95% interval | verdict (threshold) |",
+             "|---|---|---|---|---|---|"]
     for c in claims:
-        value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.4g}"
+        value, interval, call = _claim_cells(c)
         paper = f"{c['paper']}, {c['figure']}: {PAPER_RESULTS.get(c['id'], '—')}"
         lines.append(f"| {c['notebook']} | {_cell(c['claim'])} | {_cell(paper)} | "
-                     f"{_cell(c['metric'])}: {value} | {'yes' if c['holds'] else '**no**'} |")
-    held = sum(c["holds"] for c in claims)
-    lines += ["", f"{held} of {len(claims)} claims hold at this scale.", "", "## Benchmarks", "",
+                     f"{_cell(c['metric'])}: {value} | {interval} | {call} |")
+    lines += ["", "## Benchmarks", "",
               "| name | ours | baseline | ratio | unit | device | profile |",
               "|---|---|---|---|---|---|---|"]
     for b in benches:
@@ -115,18 +198,18 @@ def _fmt(v: Any) -> str:
 
 def _update_readme(results: Path, claims: list[dict], benches: list[dict] | None = None) -> None:
     """Refresh the README's claims and benchmarks tables from the committed (`default`) results."""
-    from .config import ROOT
 
-    readme = ROOT / "README.md"
-    if results.resolve() != (ROOT / "results").resolve() or not readme.exists():
+    readme = config.ROOT / "README.md"  # read at call time: tests point it elsewhere
+    if results.resolve() != (config.ROOT / "results").resolve() or not readme.exists():
         return
-    claim_rows = ["| notebook | paper, figure | claim | measured | holds |", "|---|---|---|---|---|"]
-    for c in claims:
-        if c["profile"] != "default":
-            continue
-        value = f"{c['value']:.4g}" if isinstance(c["value"], float) else c["value"]
+    default = [c for c in claims if c["profile"] == "default"]
+    claim_rows = [f"**{tally(default)}** (`default` profile).", "",
+                  "| notebook | paper, figure | claim | measured | 95% interval | verdict |",
+                  "|---|---|---|---|---|---|"]
+    for c in default:
+        value, interval, call = _claim_cells(c)
         claim_rows.append(f"| {c['notebook']} | {c['paper']}, {c['figure']} | {_cell(c['claim'])} | "
-                          f"{_cell(c['metric'])}: {value} | {'yes' if c['holds'] else '**no**'} |")
+                          f"{_cell(c['metric'])}: {value} | {interval} | {call} |")
     bench_rows = ["| benchmark | ours | baseline | ratio | unit | device |", "|---|---|---|---|---|---|"]
     for b in benches or []:
         if b["profile"] == "default":
@@ -144,8 +227,6 @@ def _update_readme(results: Path, claims: list[dict], benches: list[dict] | None
 
 if __name__ == "__main__":
     import argparse
-
-    from .config import results_dir
 
     parser = argparse.ArgumentParser(description="Write results/REPORT.md")
     parser.add_argument("--profile", default="default")

@@ -2,33 +2,36 @@
 
 WARM's recipe (§3, §4): every RM starts from the same featurizer *and* the same linear-probed
 head; diversity comes from explicit knobs (seed = data order and dropout noise, learning rate,
-dropout, Baklava init = an SFT checkpoint). Modes: full fine-tuning, LoRA, 4-bit QLoRA. The RM
-stored in the cache is always the full (merged) weight state dict, so weight averaging averages
-the actual updates ΔW = B·A·scale of LoRA runs, never A and B separately; for QLoRA the merge
-uses the dequantized NF4 base.
+dropout, Baklava init = an SFT checkpoint). Modes: full fine-tuning, LoRA, 4-bit QLoRA.
+
+Pairs are grouped by prompt, as InstructGPT trains on all comparisons of a prompt at once: the
+prompt and each distinct summary are encoded once (`pack_groups`), every pair of the group is
+scored from those rewards, and a batch is a set of prompts. The reward is read from the final
+hidden state at the EOS that ends each summary.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from safetensors.torch import load_file, save_file
-from tqdm import tqdm
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from tqdm.auto import tqdm
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    get_cosine_schedule_with_warmup,
+)
 
 from . import data as D
-from .cache import Artifact, state_fingerprint
 from .evaluate import choice_accuracy, fit_bradley_terry
+from .lora import unwrapped
 
-if TYPE_CHECKING:
-    import pandas
+MAX_GROUP = 8  # sequences packed in one row at most; a prompt with more spans several rows
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,27 @@ class RMConfig:
     """One reward-model fine-tuning run; each field is a diversity knob or a budget."""
 
     seed: int = 0  # data order and dropout noise
-    lr: float = 1e-4
+    lr: float = 1e-4  # peak learning rate (AdamW), after `warmup`, then cosine decay to 0
     dropout: float = 0.0  # attention dropout (full) or LoRA dropout
     init_checkpoint: int | None = None  # Baklava: SFT checkpoint step (None: the final SFT)
     random_init: bool = False  # control: no shared pre-training at all
     mode: str = "full"  # full | lora | qlora
     steps: int = 80
-    batch_size: int = 16  # pairs per step
+    batch_size: int = 16  # prompts per step (each with all its pairs)
+    warmup: float = 0.1  # fraction of the steps with a linear warmup
     corruption: float = 0.0  # fraction of training labels flipped (WARM §4.2: 0.25)
     checkpoint_steps: tuple[int, ...] = ()
     lora_r: int = 8
     lora_alpha: int = 16
+
+    def __post_init__(self):
+        if self.mode not in ("full", "lora", "qlora"):
+            raise ValueError(f"unknown RM mode {self.mode!r}; valid: full, lora, qlora")
+        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"RM steps, batch_size and lr must be positive, got {self.steps}, "
+                             f"{self.batch_size}, {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"RM warmup is a fraction of the steps in [0, 1), got {self.warmup}")
 
 
 @dataclass(frozen=True)
@@ -83,36 +96,173 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tens
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
-class PairSet:
-    """Tokenized comparison pairs, ready to score many models on the same batches."""
+class Sequences:
+    """Distinct (prompt, summary) sequences grouped by prompt, each tokenized once (`encode`).
+
+    `index[i]` is the sequence id of the i-th input, `ids` the token ids of each sequence and
+    `groups` the sequence ids of each prompt, in first-seen order.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                 summaries: Sequence[str], max_length: int):
+        seen: dict[tuple[str, str], int] = {}
+        group_of: dict[str, int] = {}
+        self.groups: list[list[int]] = []
+        self.index = np.zeros(len(prompts), dtype=np.int64)
+        self.group_of_input = np.zeros(len(prompts), dtype=np.int64)
+        for i, key in enumerate(zip(prompts, summaries)):
+            g = group_of.setdefault(key[0], len(group_of))
+            if g == len(self.groups):
+                self.groups.append([])
+            if key not in seen:
+                seen[key] = len(seen)
+                self.groups[g].append(seen[key])
+            self.index[i], self.group_of_input[i] = seen[key], g
+        self.ids = encode(tokenizer, [p for p, _ in seen], [s for _, s in seen], max_length)
+        self.pad_id = tokenizer.pad_token_id
+
+
+class PairSet(Sequences):
+    """Tokenized comparison pairs, grouped by prompt: each distinct (prompt, summary) is one
+    sequence, encoded once however many pairs it is in.
+
+    `seq` (pairs, 2) holds the sequence ids of summary_0 and summary_1 of every pair, `group` the
+    prompt of each pair (the unit a bootstrap resamples), `choice` the labels and `flipped` which
+    of them were corrupted.
+    """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, ds: Dataset, max_length: int):
+        if len(ds) == 0:
+            raise ValueError("a PairSet needs at least one comparison pair")
         prompts = D.prompts_of(ds)
-        self.ids = encode(tokenizer, prompts + prompts, list(ds["summary_0"]) + list(ds["summary_1"]),
-                          max_length)
-        self.pad_id = tokenizer.pad_token_id
+        super().__init__(tokenizer, prompts + prompts, list(ds["summary_0"]) + list(ds["summary_1"]),
+                         max_length)
         self.n = len(ds)
+        self.seq = self.index.reshape(2, self.n).T.copy()
+        self.group = self.group_of_input[: self.n]
         self.choice = np.asarray(ds["choice"])
         self.flipped = np.asarray(ds["flipped"]) if "flipped" in ds.column_names else None
+        self.pairs_of_group: list[np.ndarray] = [np.flatnonzero(self.group == g)
+                                                 for g in range(len(self.groups))]
 
-    def chosen_rejected(self, pair_rows: Sequence[int]) -> tuple[list[int], list[int]]:
-        ch = [r + self.n * int(self.choice[r]) for r in pair_rows]
-        rej = [r + self.n * (1 - int(self.choice[r])) for r in pair_rows]
-        return ch, rej
+    def chosen_rejected(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Sequence ids of the chosen and of the rejected summary of each pair of `rows`."""
+        rows = np.asarray(rows, dtype=np.int64)
+        c = self.choice[rows]
+        return self.seq[rows, c], self.seq[rows, 1 - c]
 
 
-def _unwrapped(model: PreTrainedModel) -> PreTrainedModel:
-    """The transformers model inside a peft wrapper (the model itself if plain)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+def pack_groups(groups: Sequence[Sequence[Sequence[int]]], pad_id: int,
+                dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """One left-padded row per group of sequences that share a prompt: their common token prefix
+    once, then the tail of each sequence, with position ids and a 4D attention mask under which
+    each tail sees the prefix and itself, never another tail. The backbone then computes, for each
+    tail, exactly what it computes on the whole sequence alone, while the prompt (most of the
+    tokens) is encoded once per group. `ends` (sequences, 2) holds the (row, position) of the last
+    token of every sequence, in the order given, where the reward head reads."""
+    parts = []
+    for seqs in groups:
+        limit, p = min(len(s) for s in seqs) - 1, 0  # each tail keeps at least its last token
+        while p < limit and all(s[p] == seqs[0][p] for s in seqs):
+            p += 1
+        parts.append((list(seqs[0][:p]), [list(s[p:]) for s in seqs]))
+    width = max(len(pre) + sum(len(t) for t in tails) for pre, tails in parts)
+    input_ids = torch.full((len(parts), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(parts), width), dtype=torch.long)
+    allowed = torch.zeros((len(parts), width, width), dtype=torch.bool)
+    ends = []
+    for row, (pre, tails) in enumerate(parts):
+        start = width - len(pre) - sum(len(t) for t in tails)
+        input_ids[row, start:] = torch.tensor(pre + [tok for t in tails for tok in t])
+        position_ids[row, start:start + len(pre)] = torch.arange(len(pre))
+        allowed[row, start:start + len(pre), start:start + len(pre)] = \
+            torch.ones(len(pre), len(pre), dtype=torch.bool).tril()
+        cursor = start + len(pre)
+        for tail in tails:
+            end = cursor + len(tail)
+            position_ids[row, cursor:end] = torch.arange(len(pre), len(pre) + len(tail))
+            allowed[row, cursor:end, start:start + len(pre)] = True
+            allowed[row, cursor:end, cursor:end] = torch.ones(len(tail), len(tail), dtype=torch.bool).tril()
+            ends.append((row, end - 1))
+            cursor = end
+    allowed |= torch.eye(width, dtype=torch.bool)  # padding attends to itself (no empty rows)
+    mask = torch.zeros((len(parts), 1, width, width), dtype=dtype).masked_fill(
+        ~allowed[:, None], torch.finfo(dtype).min)
+    return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
+            "ends": torch.tensor(ends, dtype=torch.long)}
+
+
+def float_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(p.dtype for p in model.parameters() if p.is_floating_point())
+
+
+def packed_hidden(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Final hidden states (sequences, hidden) at the last token of every sequence packed by
+    `pack_groups`: the backbone runs once on the packed rows (plain and peft models alike)."""
+    device = next(model.parameters()).device
+    hidden = unwrapped(model).base_model(
+        input_ids=packed["input_ids"].to(device), attention_mask=packed["attention_mask"].to(device),
+        position_ids=packed["position_ids"].to(device)).last_hidden_state
+    ends = packed["ends"].to(device)
+    return hidden[ends[:, 0], ends[:, 1]]
+
+
+def packed_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards (sequences,) of the sequences packed by `pack_groups`."""
+    return unwrapped(model).score(packed_hidden(model, packed)).squeeze(-1)
+
+
+def rows_of(pairs: Sequences, groups: Sequence[int]) -> list[list[int]]:
+    """The packed rows of `groups`: each group's sequences, at most `MAX_GROUP` per row."""
+    return [pairs.groups[g][i:i + MAX_GROUP] for g in groups
+            for i in range(0, len(pairs.groups[g]), MAX_GROUP)]
+
+
+@torch.no_grad()
+def sequence_hidden(model: PreTrainedModel, pairs: Sequences, groups: Sequence[int] | None = None,
+                    batch_size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
+    """Final hidden states at the EOS of every sequence of `groups` (all by default), and their
+    sequence ids. Rows are batched by packed length, so there is little padding."""
+    model.eval()
+    groups = range(len(pairs.groups)) if groups is None else groups
+    rows = sorted(rows_of(pairs, groups), key=lambda r: sum(len(pairs.ids[s]) for s in r))
+    dtype, out, ids = float_dtype(model), [], []
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i:i + batch_size]
+        out.append(packed_hidden(model, pack_groups([[pairs.ids[s] for s in r] for r in batch],
+                                                    pairs.pad_id, dtype)))
+        ids += [s for r in batch for s in r]
+    return torch.cat(out), np.asarray(ids)
+
+
+@torch.no_grad()
+def sequence_scores(model: PreTrainedModel, pairs: Sequences, batch_size: int = 32) -> np.ndarray:
+    """The reward of every sequence of `pairs` (a `Sequences` or `PairSet`), by sequence id."""
+    hidden, ids = sequence_hidden(model, pairs, batch_size=batch_size)
+    scores = np.zeros(len(pairs.ids))
+    scores[ids] = unwrapped(model).score(hidden).squeeze(-1).float().cpu().numpy()
+    return scores
+
+
+def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 32) -> np.ndarray:
+    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1 of each pair."""
+    return sequence_scores(model, pairs, batch_size)[pairs.seq].T.copy()
+
+
+def score_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                summaries: Sequence[str], max_length: int) -> np.ndarray:
+    """Reward of each (prompt, summary): the samples of one prompt are packed with the prompt
+    encoded once, and a summary repeated for a prompt is scored once."""
+    seqs = Sequences(tokenizer, prompts, summaries, max_length)
+    return sequence_scores(model, seqs)[seqs.index]
 
 
 def last_token_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Reward of each sequence: the head on the hidden state of its last position (inputs are
-    left-padded, so that is its EOS). Read directly, not through the model's own pooling, which
-    looks for the last non-pad token and so skips the EOS when the pad token is the EOS (Pythia).
-    Works for plain and peft-wrapped sequence-classification models."""
-    hf = _unwrapped(model)
+    """Reward of each sequence of a left-padded batch: the head on the hidden state of its last
+    position (its EOS). Read directly, not through the model's own pooling, which looks for the
+    last non-pad token and so skips the EOS when the pad token is the EOS (Pythia)."""
     device = next(model.parameters()).device
+    hf = unwrapped(model)
     hidden = hf.base_model(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state
     return hf.score(hidden[:, -1]).squeeze(-1)
 
@@ -120,7 +270,7 @@ def last_token_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) ->
 @torch.no_grad()
 def score_sequences(model: PreTrainedModel, seqs: Sequence[Sequence[int]], pad_id: int,
                     batch_size: int = 128) -> np.ndarray:
-    """Reward of every token sequence, batched by length (little padding)."""
+    """Reward of every token sequence, each on its own (batched by length, little padding)."""
     model.eval()
     order = sorted(range(len(seqs)), key=lambda r: len(seqs[r]))
     scores = np.zeros(len(seqs))
@@ -131,102 +281,12 @@ def score_sequences(model: PreTrainedModel, seqs: Sequence[Sequence[int]], pad_i
     return scores
 
 
-def pack_pairs(seqs_a: Sequence[Sequence[int]], seqs_b: Sequence[Sequence[int]], pad_id: int,
-               dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """One left-padded row per pair of sequences that share a prompt: the shared token prefix once,
-    then the tail of `a`, then the tail of `b`, with position ids and a 4D attention mask under
-    which each tail sees the prefix and itself, never the other tail. The backbone then computes,
-    for each tail, exactly what it computes on the whole sequence alone, while the prompt (most of
-    the tokens) is encoded once per pair instead of twice. `ends` (rows, 2) are the positions of the
-    last token of `a` and of `b`, where the reward head reads."""
-    parts = []
-    for a, b in zip(seqs_a, seqs_b):
-        limit, p = min(len(a), len(b)) - 1, 0  # each tail keeps at least its last token
-        while p < limit and a[p] == b[p]:
-            p += 1
-        parts.append((list(a[:p]), list(a[p:]), list(b[p:])))
-    width = max(len(pre) + len(ta) + len(tb) for pre, ta, tb in parts)
-    n = len(parts)
-    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    position_ids = torch.zeros((n, width), dtype=torch.long)
-    allowed = torch.zeros((n, width, width), dtype=torch.bool)
-    ends = torch.zeros((n, 2), dtype=torch.long)
-    for i, (pre, ta, tb) in enumerate(parts):
-        start = width - len(pre) - len(ta) - len(tb)
-        mid = start + len(pre) + len(ta)  # where the tail of b begins
-        input_ids[i, start:] = torch.tensor(pre + ta + tb)
-        position_ids[i, start:mid] = torch.arange(len(pre) + len(ta))
-        position_ids[i, mid:] = torch.arange(len(pre), len(pre) + len(tb))
-        allowed[i, start:mid, start:mid] = torch.ones(mid - start, mid - start, dtype=torch.bool).tril()
-        allowed[i, mid:, start:start + len(pre)] = True
-        allowed[i, mid:, mid:] = torch.ones(len(tb), len(tb), dtype=torch.bool).tril()
-        ends[i] = torch.tensor([mid - 1, width - 1])
-    allowed |= torch.eye(width, dtype=torch.bool)  # padding attends to itself (no empty rows)
-    mask = torch.zeros((n, 1, width, width), dtype=dtype).masked_fill(~allowed[:, None],
-                                                                      torch.finfo(dtype).min)
-    return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
-            "ends": ends}
-
-
-def _float_dtype(model: torch.nn.Module) -> torch.dtype:
-    return next(p.dtype for p in model.parameters() if p.is_floating_point())
-
-
-def packed_pair_hidden(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Final hidden states (rows, 2, hidden) at the last token of each of the two sequences packed
-    in each row by `pack_pairs`: the backbone runs once on the packed rows. Works for plain and
-    peft-wrapped sequence-classification models."""
-    hf = _unwrapped(model)
-    device = next(model.parameters()).device
-    hidden = hf.base_model(input_ids=packed["input_ids"].to(device),
-                           attention_mask=packed["attention_mask"].to(device),
-                           position_ids=packed["position_ids"].to(device)).last_hidden_state
-    ends = packed["ends"].to(device)
-    rows = torch.arange(len(ends), device=device)[:, None]
-    return hidden[rows, ends]
-
-
-def packed_pair_scores(model: PreTrainedModel, packed: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rewards (rows, 2) of the two sequences packed in each row by `pack_pairs`: the reward head
-    on `packed_pair_hidden`."""
-    return _unwrapped(model).score(packed_pair_hidden(model, packed)).squeeze(-1)
-
-
-@torch.no_grad()
-def pair_hidden(model: PreTrainedModel, pairs: PairSet, rows: Sequence[int] | None = None,
-                batch_size: int = 64) -> torch.Tensor:
-    """Final hidden states (len(rows), 2, hidden) at the EOS of summary_0 and summary_1 of each pair
-    of `rows` (all by default). Each pair's prompt is encoded once (`pack_pairs`); pairs are batched
-    by packed length, so there is little padding."""
-    model.eval()
-    dtype = _float_dtype(model)
-    rows = list(range(pairs.n)) if rows is None else list(rows)
-    a, b = pairs.ids[: pairs.n], pairs.ids[pairs.n:]
-    order = sorted(range(len(rows)), key=lambda i: len(a[rows[i]]) + len(b[rows[i]]))
-    out = None
-    for i in range(0, len(order), batch_size):
-        idx = order[i: i + batch_size]
-        packed = pack_pairs([a[rows[j]] for j in idx], [b[rows[j]] for j in idx], pairs.pad_id, dtype)
-        h = packed_pair_hidden(model, packed)
-        if out is None:
-            out = torch.zeros((len(rows), 2, h.shape[-1]), dtype=h.dtype, device=h.device)
-        out[idx] = h
-    return out
-
-
-@torch.no_grad()
-def score_pairs(model: PreTrainedModel, pairs: PairSet, batch_size: int = 64) -> np.ndarray:
-    """Rewards shaped (2, n): row 0 for summary_0, row 1 for summary_1 (see `pair_hidden`)."""
-    return _unwrapped(model).score(pair_hidden(model, pairs, batch_size=batch_size)).squeeze(-1) \
-        .float().cpu().numpy().T.copy()
-
-
 def accuracy(scores: np.ndarray, choice: np.ndarray) -> float:
     """Pairwise accuracy of rewards (2, n) against labels; ties count as correct (WARM)."""
     return choice_accuracy(scores[0], scores[1], choice)
 
 
-def reward_model_from(lm_path: Path, head: dict[str, torch.Tensor] | None, dropout: float = 0.0,
+def reward_model_from(lm_path, head: dict[str, torch.Tensor] | None, dropout: float = 0.0,
                       dtype: str = "float32") -> PreTrainedModel:
     """A sequence-classification model (one output) on the weights of a causal LM, with `head`."""
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -239,17 +299,20 @@ def reward_model_from(lm_path: Path, head: dict[str, torch.Tensor] | None, dropo
 
 def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -> dict[str, torch.Tensor]:
     """Train the reward head alone on frozen features (BT loss, L-BFGS): WARM's shared head. The
-    features are the final hidden states at the EOS (`pair_hidden`), chosen minus rejected."""
-    rows = np.arange(min(cfg.n_pairs, pairs.n))
-    h = pair_hidden(model, pairs, rows).double()  # (n, 2, hidden): summary_0, summary_1
-    chosen = torch.as_tensor(pairs.choice[rows], dtype=torch.long, device=h.device)
-    n = torch.arange(len(rows), device=h.device)
-    w = fit_bradley_terry(h[n, chosen] - h[n, 1 - chosen], cfg.l2, max_iter=300)
+    features are the final hidden states at the EOS, chosen minus rejected, of the pairs of the
+    first prompts, up to `cfg.n_pairs` pairs."""
+    counts = np.cumsum([len(p) for p in pairs.pairs_of_group])
+    n_groups = int(np.searchsorted(counts, min(cfg.n_pairs, pairs.n))) + 1
+    hidden, ids = sequence_hidden(model, pairs, range(n_groups))
+    where = np.full(len(pairs.ids), -1)
+    where[ids] = np.arange(len(ids))
+    rows = np.concatenate(pairs.pairs_of_group[:n_groups])
+    chosen, rejected = pairs.chosen_rejected(rows)
+    h = hidden.double()
+    w = fit_bradley_terry(h[where[chosen]] - h[where[rejected]], cfg.l2, max_iter=300)
     return {"weight": w.float().reshape(1, -1).contiguous()}
 
 
-# Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
-RM_VERSION = 4  # 3: pairs packed with their shared prompt (`pack_pairs`); 4: so is the probe
 # The data order draws from its own stream: a plain `default_rng(seed)` would replay the label
 # corruption's permutation (`lib.world.corrupt_labels`, seeded with the world seed) for the RM whose
 # seed equals the world seed, and that RM would see only the flipped pairs first.
@@ -261,318 +324,72 @@ def data_order_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, _DATA_ORDER_STREAM])
 
 
-def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig,
+def batch_loss(model: PreTrainedModel, pairs: PairSet, groups: Sequence[int]) -> tuple[torch.Tensor, float, int]:
+    """The BT loss over every pair of `groups` (each sequence scored once), their accuracy and
+    their number."""
+    seqs = rows_of(pairs, groups)
+    r = packed_scores(model, pack_groups([[pairs.ids[s] for s in row] for row in seqs],
+                                         pairs.pad_id, float_dtype(model)))
+    where = np.full(len(pairs.ids), -1)
+    where[[s for row in seqs for s in row]] = np.arange(len(r))
+    chosen, rejected = pairs.chosen_rejected(np.concatenate([pairs.pairs_of_group[g] for g in groups]))
+    r_chosen = r[torch.as_tensor(where[chosen], device=r.device)]
+    r_rejected = r[torch.as_tensor(where[rejected], device=r.device)]
+    return bt_loss(r_chosen, r_rejected), float((r_chosen >= r_rejected).float().mean()), len(chosen)
+
+
+def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
+                       eval_fn: Callable[[PreTrainedModel], float] | None = None,
+                       eval_steps: Collection[int] = (),
                        on_checkpoint: Callable[[int, PreTrainedModel], None] | None = None,
                        desc: str = "RM") -> dict[str, list]:
-    """Bradley–Terry fine-tuning for `cfg.steps` steps; the data order is set by `cfg.seed`."""
+    """Bradley–Terry fine-tuning for `cfg.steps` steps of `cfg.batch_size` prompts, each with all
+    its pairs; AdamW with a linear warmup over `cfg.warmup` of the steps, then cosine decay; the
+    data order (a fresh permutation of the prompts every epoch) is set by `cfg.seed`.
+
+    `eval_fn(model)` (e.g. held-out accuracy, or per-pair correctness: its mean is logged) is
+    called at step 0, at each of `eval_steps` and at the last step: the curve that shows whether
+    fine-tuning ever falls below the probed head. The history keeps each value as returned under
+    `eval_values` and its mean under `eval`."""
     rng = data_order_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    dtype = _float_dtype(model)
-    order, cursor = rng.permutation(pairs.n), 0
-    history: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
+    schedule = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
+    n_groups = len(pairs.groups)
+    order, cursor = rng.permutation(n_groups), 0
+    history: dict[str, list] = {"step": [], "loss": [], "accuracy": [], "pairs": [], "eval_step": [],
+                                "eval": [], "eval_values": []}
+
+    def evaluate(step: int) -> None:
+        value = np.asarray(eval_fn(model), dtype=float)
+        history["eval_step"].append(step)
+        history["eval"].append(float(value.mean()))
+        history["eval_values"].append(value)
+
+    if eval_fn is not None:
+        evaluate(0)
     model.train()
     for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False, mininterval=5):
-        if cursor + cfg.batch_size > pairs.n:
-            order, cursor = rng.permutation(pairs.n), 0
-        rows = order[cursor: cursor + cfg.batch_size]
+        if cursor + cfg.batch_size > n_groups:
+            order, cursor = rng.permutation(n_groups), 0
+        groups = order[cursor: cursor + min(cfg.batch_size, n_groups)]
         cursor += cfg.batch_size
-        ch, rej = pairs.chosen_rejected(rows)
-        r = packed_pair_scores(model, pack_pairs([pairs.ids[k] for k in ch], [pairs.ids[k] for k in rej],
-                                                 pairs.pad_id, dtype))
-        loss = bt_loss(r[:, 0], r[:, 1])
+        loss, acc, n_pairs = batch_loss(model, pairs, groups)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        schedule.step()
         opt.zero_grad(set_to_none=True)
         history["step"].append(step)
         history["loss"].append(loss.item())
-        history["accuracy"].append(float((r[:, 0] >= r[:, 1]).float().mean()))
+        history["accuracy"].append(acc)
+        history["pairs"].append(n_pairs)
+        if eval_fn is not None and (step == cfg.steps or step in eval_steps):
+            evaluate(step)
+            model.train()
         if on_checkpoint is not None and step in cfg.checkpoint_steps:
             on_checkpoint(step, model)
             model.train()
     model.eval()
     return history
-
-
-def merged_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
-    """Full weights of an RM; a peft model is merged first (W + B·A·scale; NF4 dequantized)."""
-    if hasattr(model, "get_base_model"):
-        return lora_merged_state_dict(model)
-    state = {k: v.detach().float().contiguous() if v.is_floating_point() else v.detach().contiguous()
-             for k, v in model.state_dict().items()}
-    return state
-
-
-def save_rm(model: PreTrainedModel, path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    save_file(merged_state_dict(model), str(path / "rm.safetensors"))
-
-
-def load_rm_state(art: Artifact, checkpoint: int | None = None) -> dict[str, torch.Tensor]:
-    sub = "final" if checkpoint is None else f"checkpoint-{checkpoint}"
-    path = art.path / sub / "rm.safetensors"
-    if not path.exists():
-        have = sorted(p.name for p in art.path.iterdir() if p.is_dir())
-        raise ValueError(f"RM {art.key} has no {sub}; it keeps {have}")
-    return load_file(str(path))
-
-
-def history_of(art: Artifact) -> dict:
-    return json.loads((art.path / "meta.json").read_text())["history"]
-
-
-@torch.no_grad()
-def merged_lora_weight(module: torch.nn.Module) -> torch.Tensor:
-    """W + B·A·scale of one LoRA-adapted linear layer, float32 (an NF4 base is dequantized)."""
-    base = module.base_layer
-    if type(base).__name__ == "Linear4bit":
-        import bitsandbytes.functional as bnbf
-
-        weight = bnbf.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
-    else:
-        weight = base.weight.detach().float()
-    for adapter in module.active_adapters:
-        a, b = module.lora_A[adapter].weight.float(), module.lora_B[adapter].weight.float()
-        weight = weight + (b @ a) * module.scaling[adapter]
-    return weight
-
-
-def lora_merged_state_dict(model: PreTrainedModel) -> dict[str, torch.Tensor]:
-    """Full weights of a peft LoRA model, W + B·A·scale per LoRA layer, plus its own heads.
-
-    Computed explicitly rather than with `merge_and_unload`, which would re-quantize an NF4 base:
-    for QLoRA the base is dequantized first, so the result is the dequantized base + ΔW.
-    """
-    inner = model.get_base_model()
-    out: dict[str, torch.Tensor] = {}
-    for key, value in inner.state_dict().items():
-        if "lora_" in key or ".base_layer." in key or ".original_module." in key:
-            continue
-        out[key.replace(".modules_to_save.default.", ".")] = value.detach().float().contiguous() \
-            if value.is_floating_point() else value.detach().contiguous()
-    for name, module in inner.named_modules():
-        if not (hasattr(module, "base_layer") and hasattr(module, "lora_A")):
-            continue
-        base = module.base_layer
-        out[f"{name}.weight"] = merged_lora_weight(module).contiguous()
-        if getattr(base, "bias", None) is not None:
-            out[f"{name}.bias"] = base.bias.detach().float().contiguous()
-    return out
-
-
-class RewardModels:
-    """Cached RM stages of a pipeline: the shared probe head, single RMs, their scores."""
-
-    def __init__(self, pipeline, probe: ProbeConfig | None = None):
-        self.pl = pipeline
-        self.cfg = pipeline.profile.rm
-        self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
-        self._pairsets: dict = {}
-        self._scores: dict = {}
-
-    # ---- data ---------------------------------------------------------------------------------
-    def train_pairs(self, corruption: float) -> Dataset:
-        ds = self.pl.world.comparisons["train"]
-        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed) \
-            if corruption else ds
-
-    def eval_subsets(self, corruption: float) -> dict[str, Dataset]:
-        """WARM Fig. 4's subsets: train-corrupt (against the swapped labels), train-clean, ID
-        validation, OOD test; at most `n_eval` pairs each."""
-        n = self.cfg.n_eval
-        train = self.train_pairs(corruption)
-        flipped = np.asarray(train["flipped"])
-        out = {}
-        if corruption:
-            out["train-corrupt"] = train.select(np.flatnonzero(flipped)[:n])
-        out["train-clean"] = train.select(np.flatnonzero(~flipped)[:n])
-        out["ID val"] = self.pl.world.comparisons["validation"].select(
-            range(min(n, len(self.pl.world.comparisons["validation"]))))
-        out["OOD"] = self.pl.world.comparisons["test_ood"].select(
-            range(min(n, len(self.pl.world.comparisons["test_ood"]))))
-        return out
-
-    def pairset(self, name: str, ds: Dataset) -> PairSet:
-        if name not in self._pairsets:
-            self._pairsets[name] = PairSet(self.pl.tokenizer, ds, self.pl.profile.model.max_length)
-        return self._pairsets[name]
-
-    # ---- the pool -------------------------------------------------------------------------------
-    def member(self, i: int, corruption: float = 0.0) -> RMConfig:
-        """The i-th RM of the pool. Members 0–3 form WARM Fig. 3's ladder of diversity: 0 vs 1
-        differ by data order, 0 vs 2 also by learning rate, 0 vs 3 also by dropout and Baklava
-        init; later members cycle through the knobs."""
-        c = self.cfg
-        ladder = {0: (c.lrs[0], c.dropouts[0], c.baklava[0]),
-                  1: (c.lrs[0], c.dropouts[0], c.baklava[0]),
-                  2: (c.lrs[-1], c.dropouts[0], c.baklava[0]),
-                  3: (c.lrs[-1], c.dropouts[-1], c.baklava[-1])}
-        lr, dropout, init = ladder.get(i, (c.lrs[i % len(c.lrs)],
-                                           c.dropouts[(i // len(c.lrs)) % len(c.dropouts)],
-                                           c.baklava[i % len(c.baklava)]))
-        return RMConfig(seed=i, lr=lr, dropout=dropout, init_checkpoint=init, mode=c.mode,
-                        steps=c.steps, batch_size=c.batch_size, corruption=corruption,
-                        checkpoint_steps=(c.steps // 2,))
-
-    def pool(self, corruption: float = 0.0) -> list[RMConfig]:
-        return [self.member(i, corruption) for i in range(self.cfg.n_rms)]
-
-    # ---- stages ---------------------------------------------------------------------------------
-    def _lm_path(self, checkpoint: int | None) -> Path:
-        return self.pl.model_path("sft", checkpoint)
-
-    def head(self, corruption: float = 0.0, seed: int | None = None) -> dict[str, torch.Tensor]:
-        """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
-        featurizer for the no-pre-training control), cached."""
-        key = {"sft": self.pl.sft_key, "probe": self.probe_cfg, "corruption": corruption,
-               "random_seed": seed, "version": RM_VERSION}
-
-        def build(tmp: Path) -> dict:
-            model = self._random_rm(seed) if seed is not None else \
-                reward_model_from(self._lm_path(None), None)
-            pairs = self.pairset(f"train-{corruption}", self.train_pairs(corruption))
-            save_file(fit_linear_probe(model, pairs, self.probe_cfg), str(tmp / "head.safetensors"))
-            return {}
-
-        art = self.pl.cache.stage("rm-probe", key, build)
-        return load_file(str(art.path / "head.safetensors"))
-
-    def _random_rm(self, seed: int) -> PreTrainedModel:
-        from transformers import LlamaForSequenceClassification
-
-        from .models import tiny_llama
-        lm = tiny_llama(self.pl.profile.model, self.pl.tokenizer, seed=1000 + seed)
-        lm.config.num_labels = 1
-        torch.manual_seed(1000 + seed)
-        return LlamaForSequenceClassification(lm.config)
-
-    def build_model(self, cfg: RMConfig) -> PreTrainedModel:
-        """The RM of `cfg` before fine-tuning: featurizer init + shared head (+ LoRA)."""
-        if cfg.random_init:
-            model = self._random_rm(cfg.seed)
-            model.score.load_state_dict(self.head(cfg.corruption, seed=cfg.seed))
-            return model
-        head = self.head(cfg.corruption)
-        device = self.pl.profile.device
-        if cfg.mode == "full":
-            return reward_model_from(self._lm_path(cfg.init_checkpoint), head, cfg.dropout).to(device)
-        if cfg.mode not in ("lora", "qlora"):
-            raise ValueError(f"unknown RM mode {cfg.mode!r}; valid: full, lora, qlora")
-        from peft import LoraConfig, get_peft_model
-
-        from .models import from_pretrained, lora_targets
-
-        model = from_pretrained(AutoModelForSequenceClassification, self._lm_path(cfg.init_checkpoint),
-                                dtype=self.pl.profile.model.dtype, load_in_4bit=cfg.mode == "qlora",
-                                double_quant=False, device=device, num_labels=1)
-        model.score.load_state_dict(head)
-        if self.pl.profile.gradient_checkpointing:
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        lora = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                          lora_dropout=cfg.dropout, target_modules=lora_targets(model))
-        return get_peft_model(model, lora)
-
-    def rm_key(self, cfg: RMConfig) -> dict:
-        return {"sft": self.pl.sft_key, "probe": self.probe_cfg, "rm": cfg, "version": RM_VERSION}
-
-    def artifact(self, cfg: RMConfig) -> Artifact:
-        """Train (or read back) the RM of `cfg`: final and intermediate weights, loss curve."""
-        def build(tmp: Path) -> dict:
-            model = self.build_model(cfg)
-            pairs = self.pairset(f"train-{cfg.corruption}", self.train_pairs(cfg.corruption))
-            history = train_reward_model(model, pairs, cfg,
-                                         on_checkpoint=lambda s, m: save_rm(m, tmp / f"checkpoint-{s}"),
-                                         desc=f"RM seed {cfg.seed}")
-            save_rm(model, tmp / "final")
-            return {"history": history}
-
-        return self.pl.cache.stage("rm", self.rm_key(cfg), build)
-
-    def state(self, cfg: RMConfig, checkpoint: int | None = None) -> dict[str, torch.Tensor]:
-        return load_rm_state(self.artifact(cfg), checkpoint)
-
-    def model_of(self, state: dict[str, torch.Tensor], copy: bool = True) -> PreTrainedModel:
-        """An RM carrying the (e.g. weight-averaged) full state dict `state`. With `copy=False`
-        the one shared template is reloaded in place (fast, for scoring one model at a time)."""
-        if getattr(self, "_template", None) is None:
-            self._template = reward_model_from(self._lm_path(None), None).to(
-                self.pl.profile.device).eval()
-        missing, unexpected = self._template.load_state_dict(state, strict=False)
-        if unexpected or [k for k in missing if "lm_head" not in k]:
-            raise ValueError(f"state dict does not fit the RM: missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}")
-        if not copy:
-            return self._template
-        import copy as _copy
-        return _copy.deepcopy(self._template)
-
-    def score_texts(self, state: dict[str, torch.Tensor], prompts: Sequence[str],
-                    summaries: Sequence[str]) -> np.ndarray:
-        """Reward of each (prompt, summary) under the RM with weights `state`."""
-        seqs = encode(self.pl.tokenizer, prompts, summaries, self.pl.profile.model.max_length)
-        return score_sequences(self.model_of(state, copy=False), seqs, self.pl.tokenizer.pad_token_id)
-
-    def ranking(self, corruption: float = 0.0) -> list[int]:
-        """Pool members ranked by OOD accuracy, best first: φ1, φ2, … (WARM §5)."""
-        ood = self.eval_subsets(corruption)["OOD"]
-        acc = [accuracy(self.scores(self.state(cfg), "OOD", ood), np.asarray(ood["choice"]))
-               for cfg in self.pool(corruption)]
-        return [int(i) for i in np.argsort(-np.asarray(acc), kind="stable")]
-
-    def warm(self, members: Sequence[RMConfig]) -> dict[str, torch.Tensor]:
-        """WARM of `members`: the uniform average of their (merged) weights."""
-        from .merge import weight_average
-
-        states = [self.state(cfg) for cfg in members]
-        return states[0] if len(states) == 1 else weight_average(states)
-
-    def pool_scores(self, members: Sequence[RMConfig], pool: dict) -> np.ndarray:
-        """Rewards (prompts, K) of the sample pool `pool` (from `Pipeline.sample_pool`) under WARM
-        of `members` (one member: that RM); cached per (pool, members)."""
-        key = {"pool": pool["key"], "rms": [self.rm_key(cfg) for cfg in members]}
-        prompts = D.prompts_of(pool["posts"])
-        k = len(pool["samples"][0])
-
-        def build(tmp: Path) -> dict:
-            flat_prompts = [p for p in prompts for _ in range(k)]
-            flat = [s for row in pool["samples"] for s in row]
-            scores = self.score_texts(self.warm(members), flat_prompts, flat)
-            save_file({"scores": torch.from_numpy(scores.reshape(len(prompts), k))},
-                      str(tmp / "scores.safetensors"))
-            return {}
-
-        art = self.pl.cache.stage("pool-scores", key, build)
-        return load_file(str(art.path / "scores.safetensors"))["scores"].numpy()
-
-    def scores(self, state: dict[str, torch.Tensor], name: str, ds: Dataset) -> np.ndarray:
-        """Rewards (2, n) of the RM with weights `state` on the pairs of `ds` (named `name`).
-        Memoized on the exact weights: a model reached twice (an endpoint shared by several pairs,
-        the same average built in two places) is scored once."""
-        key = (state_fingerprint(state), name)
-        if key not in self._scores:
-            self._scores[key] = score_pairs(self.model_of(state, copy=False), self.pairset(name, ds))
-        return self._scores[key].copy()
-
-    def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
-                      subsets: dict[str, Dataset], lambdas: Sequence[float]) -> "pandas.DataFrame":
-        """Accuracy along λ of WA (weights (1−λ)θ1 + λθ2), ENS ((1−λ)r1 + λr2) and the diagonal
-        ((1−λ)acc1 + λacc2), on each subset (WARM Fig. 3 and 4). Endpoints are scored once."""
-        import pandas as pd
-
-        from .merge import weight_average
-
-        rows = []
-        ends = {name: (self.scores(theta_1, name, ds), self.scores(theta_2, name, ds))
-                for name, ds in subsets.items()}
-        for lam in lambdas:
-            wa_state = None if lam in (0.0, 1.0) else weight_average([theta_1, theta_2], [1 - lam, lam])
-            for name, ds in subsets.items():
-                y = np.asarray(ds["choice"])
-                s1, s2 = ends[name]
-                wa = s1 if lam == 0.0 else s2 if lam == 1.0 else self.scores(wa_state, name, ds)
-                rows.append({"lambda": lam, "subset": name, "WA": accuracy(wa, y),
-                             "ENS": accuracy((1 - lam) * s1 + lam * s2, y),
-                             "diag": (1 - lam) * accuracy(s1, y) + lam * accuracy(s2, y)})
-        return pd.DataFrame(rows)

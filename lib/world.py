@@ -231,7 +231,7 @@ class GoldWeights:
 GOLD = GoldWeights()
 
 
-def gold_breakdown(post: "Post | str", summary: str, w: GoldWeights = GOLD) -> dict[str, float]:
+def gold_breakdown(post: Post | str, summary: str, w: GoldWeights = GOLD) -> dict[str, float]:
     """The gold reward's terms for one summary (see the module docstring)."""
     post = as_post(post)
     text = normalize(summary)
@@ -260,7 +260,7 @@ def gold_breakdown(post: "Post | str", summary: str, w: GoldWeights = GOLD) -> d
             "n_words": float(len(words))}
 
 
-def gold_reward(post: "Post | str", summary: str) -> float:
+def gold_reward(post: Post | str, summary: str) -> float:
     """Exact gold reward of `summary` for `post` (a Post or its text); defined on any text."""
     return gold_breakdown(post, summary)["gold"]
 
@@ -362,7 +362,7 @@ def preference_probability(g0: float, g1: float, len0: int, len1: int,
                            labels: LabelModel) -> float:
     """P(summary 1 preferred) under the annotator model."""
     z = (g1 - g0) / labels.temperature + labels.length_bias * (len1 - len0)
-    return 1.0 / (1.0 + math.exp(-z))
+    return 0.0 if z < -700 else 1.0 / (1.0 + math.exp(-z))  # exp(700+) overflows a float
 
 
 @dataclass
@@ -395,6 +395,22 @@ def make_comparisons(rng: np.random.Generator, posts: list[Post], writers: tuple
     return rows.columns
 
 
+def compare_samples(rng: np.random.Generator, post: Post, summaries: list[str], labels: LabelModel,
+                    policy: str, rows: ComparisonRows) -> None:
+    """Every pair of distinct `summaries` of `post` (samples of one policy), each labelled by an
+    independent draw of the annotator model, appended to `rows`."""
+    distinct = list(dict.fromkeys(summaries))
+    gold = [gold_reward(post, s) for s in distinct]
+    length = [n_words(s) for s in distinct]
+    for a in range(len(distinct)):
+        for b in range(a + 1, len(distinct)):
+            p1 = preference_probability(gold[a], gold[b], length[a], length[b], labels)
+            rows.add(post_id=post.post_id, subreddit=post.subreddit, title=post.title,
+                     post=post.text, summary_0=distinct[a], summary_1=distinct[b], policy_0=policy,
+                     policy_1=policy, choice=int(rng.random() < p1), gold_0=gold[a],
+                     gold_1=gold[b], flipped=False)
+
+
 def corrupt_labels(choice: list[int], fraction: float, seed: int) -> tuple[list[int], list[bool]]:
     """Flip exactly round(fraction·n) labels chosen at random; returns new labels and flip mask."""
     if not 0.0 <= fraction <= 1.0:
@@ -425,5 +441,5 @@ def parse_post(text: str) -> Post:
     return Post("", people[key[0]], "", text, key[0], key[1], facts)
 
 
-def as_post(post: "Post | str") -> Post:
+def as_post(post: Post | str) -> Post:
     return post if isinstance(post, Post) else parse_post(post)

@@ -31,7 +31,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tok():
     """A tokenizer for the toy world of `tests/toy.py`."""
-    from lib.models import train_tokenizer
     from toy import TEXTS
+
+    from lib.models import train_tokenizer
 
     return train_tokenizer(TEXTS, 300)

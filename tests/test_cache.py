@@ -63,7 +63,7 @@ def test_damaged_artifact_is_rebuilt(tmp_path, damage, capsys):
     else:
         (art.path / "manifest.json").write_text("{not json")
     assert cache.load("s", {"k": 1}) is None
-    assert "corrupted" in capsys.readouterr().out
+    assert "corrupted" in capsys.readouterr().err  # reported in the terminal
     again = cache.stage("s", {"k": 1}, _build(3))
     assert cache.builds == 2
     assert torch.equal(load_file(str(again.path / "weights.safetensors"))["w"], torch.full((4,), 3.0))

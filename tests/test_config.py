@@ -1,6 +1,7 @@
 import pytest
 
-from lib.config import PROFILES, get_profile, results_dir
+from lib.config import results_dir
+from lib.profiles import PROFILES, get_profile
 
 
 def test_profiles_exist():
@@ -27,3 +28,44 @@ def test_smoke_results_never_go_to_committed_results(monkeypatch):
     monkeypatch.delenv("REPRO_RESULTS_DIR", raising=False)
     assert results_dir("smoke") != results_dir("default")
     assert "results" == results_dir("default").name
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pairs.n_train_posts": 9000}, r"pairs.n_train_posts = 9000 asks for more posts than the world has \(8000"),
+    ({"pairs.source": "writers"}, r"unknown pairs.source 'writers'; valid: policy, dataset"),
+    ({"pairs.k": 1}, r"pairs.k must be ≥ 2"),
+    ({"rm.mode": "adapters"}, r"unknown rm.mode 'adapters'; valid: full, lora, qlora"),
+    ({"rm.corruption": 0.6}, r"rm.corruption must be in \[0, 0.5\)"),
+    ({"world.source": "tldr"}, r"pairs.source 'policy' labels SFT samples with the synthetic world's annotators"),
+])
+def test_an_rm_recipe_the_substrate_cannot_support_is_one_clear_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        get_profile("default", overrides)
+
+
+def test_overrides_may_be_json_text():
+    assert get_profile("default", '{"pretrain.steps": 7}').pretrain.steps == 7
+    assert get_profile("default", "") == get_profile("default")
+    with pytest.raises(ValueError, match="overrides must be a dict or its JSON text"):
+        get_profile("default", "{pretrain.steps: 7}")
+
+
+def test_the_dead_keys_are_gone():
+    for key in ("world.corruption", "model.load_in_4bit", "rm.steps", "rm.n_eval"):
+        with pytest.raises(ValueError, match=f"unknown config key '{key}'"):
+            get_profile("default", {key: 1})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pretrain.steps": "abc"}, r"^config key 'pretrain.steps' expects int, got 'abc' \(str\)$"),
+    ({"pretrain.steps": -5}, r"^config key 'pretrain.steps': steps must be ≥ 0, got -5$"),
+    ({"rm.stepz": 1}, r"^unknown config key 'rm.stepz' for profile 'default'; nearest valid keys: .*rm\.epochs"),
+])
+def test_a_bad_override_is_one_line_naming_the_key(overrides, message):
+    with pytest.raises(ValueError, match=message) as err:
+        get_profile("default", overrides)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+
+
+def test_json_lists_become_tuples():
+    assert get_profile("default", {"rm.lrs": [1e-4, 3e-4]}).rm.lrs == (1e-4, 3e-4)

@@ -47,3 +47,37 @@ def test_missing_local_data_says_what_to_download(tmp_path):
 
 def test_prompt_format_is_tldr():
     assert D.format_prompt("tifu", "t", "p") == "SUBREDDIT: r/tifu\nTITLE: t\nPOST: p\nTL;DR:"
+
+
+def test_policy_comparisons_label_every_pair_of_distinct_samples():
+    from dataclasses import replace
+
+    from lib.config import WorldConfig
+    from lib.world import gold_reward, make_posts
+
+    posts = make_posts(3, 2, ("work",), "p")
+    rows = D.Dataset.from_dict({"post_id": [p.post_id for p in posts], "subreddit": [p.subreddit for p in posts],
+                                "title": [p.title for p in posts], "post": [p.text for p in posts],
+                                "summary": ["", ""]})
+    facts = [posts[0].key_person + " " + posts[0].key_event + " .", "my boss ate a sock .", "."]
+    samples = [[facts[0], facts[1], facts[0], facts[2]], ["a .", "a ."]]  # duplicates are dropped
+    sharp = replace(WorldConfig(), label_temperature=1e-6, label_length_bias=0.0)
+    ds = D.policy_comparisons(rows, samples, sharp, policy="sft", seed=0)
+    assert len(ds) == 3 and set(ds["post_id"]) == {posts[0].post_id}  # C(3, 2); one distinct sample: no pair
+    assert all(s0 != s1 for s0, s1 in zip(ds["summary_0"], ds["summary_1"]))
+    for r in ds:
+        assert r["gold_0"] == gold_reward(posts[0], r["summary_0"]) and r["subreddit"] == posts[0].subreddit
+        if r["gold_0"] != r["gold_1"]:  # a near-zero temperature: the label follows gold
+            assert r["choice"] == int(r["gold_1"] > r["gold_0"])
+    again = D.policy_comparisons(rows, samples, WorldConfig(), policy="sft", seed=0)
+    assert again["choice"] == D.policy_comparisons(rows, samples, WorldConfig(), policy="sft", seed=0)["choice"]
+
+
+def test_pair_table_counts_prompts_and_length_preference():
+    ds = D.Dataset.from_dict({"post_id": ["a", "a", "b"], "summary_0": ["x y .", "x .", "x y z ."],
+                              "summary_1": ["x .", "x y z .", "x ."], "choice": [0, 1, 1],
+                              "gold_0": [1.0, 0.0, 2.0], "gold_1": [0.0, 1.0, 0.0]})
+    table = D.pair_table(ds)
+    assert table["pairs"] == 3 and table["prompts"] == 2
+    assert table["longer preferred"] == pytest.approx(2 / 3)
+    assert table["label/gold disagreement"] == pytest.approx(1 / 3)

@@ -4,8 +4,17 @@ import math
 import numpy as np
 import pytest
 
-from lib.evaluate import (best_of_n, best_of_n_win_rate, bon_kl, pairwise_accuracy, pick_probabilities,
-                          win_rate, win_rate_per_prompt)
+from lib.evaluate import (
+    best_of_n,
+    best_of_n_win_rate,
+    best_of_n_win_rates,
+    bon_kl,
+    pairwise_accuracy,
+    pick_probabilities,
+    win_rate_per_prompt,
+    win_rates_by_prompt,
+    within_prompt_pearson,
+)
 
 
 def brute_force_best_of_n(proxy, gold, n):
@@ -61,8 +70,24 @@ def test_pairwise_accuracy_counts_ties_as_correct():
     assert pairwise_accuracy([1.0, 0.0, 2.0], [0.0, 0.0, 3.0]) == pytest.approx(2 / 3)
 
 
-def test_win_rate_half_on_ties():
-    assert win_rate([1, 2, 3], [1, 1, 4]) == pytest.approx(0.5)
+def test_win_rates_by_prompt_count_ties_as_half():
+    a, b = np.array([[1.0, 2.0], [3.0, 3.0]]), np.array([[1.0, 1.0], [4.0, 3.0]])
+    assert win_rates_by_prompt(a, b).tolist() == pytest.approx([(0.5 + 0.5 + 1 + 1) / 4, (0 + 0.5 + 0 + 0.5) / 4])
+    assert win_rate_per_prompt(a, b) == pytest.approx(win_rates_by_prompt(a, b).mean())
+
+
+def test_within_prompt_pearson_by_hand():
+    a = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    b = np.array([[2.0, 4.0, 6.1], [3.0, 1.0, 2.0]])
+    rho = within_prompt_pearson(a, b)
+    assert rho[0] == pytest.approx(np.corrcoef(a[0], b[0])[0, 1]) and rho[1] == 0.0  # a constant row
+
+
+def test_best_of_n_win_rates_average_to_the_win_rate():
+    rng = np.random.default_rng(5)
+    gold, pa, pb = rng.normal(size=(3, 4, 6))
+    per_prompt = best_of_n_win_rates(pa, 2, pb, 3, gold)
+    assert per_prompt.shape == (4,) and per_prompt.mean() == pytest.approx(best_of_n_win_rate(pa, 2, pb, 3, gold))
 
 
 def test_pick_probabilities_sum_to_one_and_follow_the_ranking():
@@ -113,3 +138,10 @@ def test_win_rate_per_prompt_compares_within_prompts():
     assert win_rate_per_prompt(b[:, :2] + 10, a) == 1.0
     with pytest.raises(ValueError):
         win_rate_per_prompt(a, b[:1])
+
+
+@pytest.mark.parametrize("chosen, rejected, message", [
+    ([1.0, 2.0], [1.0], "1-D of one length"), ([], [], "empty set of pairs"), ([np.nan], [1.0], "must be finite")])
+def test_pairwise_accuracy_refuses_bad_input_in_one_line(chosen, rejected, message):
+    with pytest.raises(ValueError, match=message):
+        pairwise_accuracy(chosen, rejected)

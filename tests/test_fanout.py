@@ -5,27 +5,30 @@ import pytest
 
 from lib import fanout, plans
 from lib.cache import ArtifactCache
-from lib.config import get_profile
 from lib.pipeline import Pipeline
-from lib.rl import RLRuns
-from lib.rm import RewardModels
+from lib.profiles import get_profile
+from lib.rl_runs import RLRuns
+from lib.rm_pool import RewardModels
+from lib.warp import merge_iteration
 
-FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 2,
-        "rm.n_rms": 3, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
+FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.3,
+        "rm.n_rms": 3, "rm.n_seeds": 1, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
 
 
+@pytest.mark.slow
 def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
     root = tmp_path / "smoke"
-    monkeypatch.setattr(fanout, "get_profile", lambda name: get_profile(name, FAST))
+    monkeypatch.setattr(fanout, "get_profile",
+                        lambda name, overrides=None: get_profile(name, {**FAST, **(overrides or {})}))
     assert fanout.main(["prepare", "--profile", "smoke"]) == 0
     built = []
     for i in range(2):
-        before = {p.name for p in root.glob("rm-*")}
+        before = {p.name for p in root.glob("rm-[0-9a-f]*")}
         assert fanout.main(["rms", "--profile", "smoke", "--shard", f"{i}/2"]) == 0
-        built.append({p.name for p in root.glob("rm-*")} - before)
+        built.append({p.name for p in root.glob("rm-[0-9a-f]*")} - before)
     assert built[0] and built[1] and not built[0] & built[1]
-    assert len(built[0] | built[1]) == 2 * FAST["rm.n_rms"]
+    assert len(built[0] | built[1]) == 2 * FAST["rm.n_rms"] + 2  # + notebook 01's two random-init controls
 
     cache = ArtifactCache(root)
     rms = RewardModels(Pipeline("smoke", FAST, cache=cache))
@@ -48,11 +51,12 @@ def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monke
     plan = [run for group in plans.rl_with_warm(rms).values() for run in group.values()]
     plan += list(plans.warp_anchors(rms).values())
     plan += plans.warp_iteration(rms, 0, plans.warp_first_runs(rms.pl.profile))
-    distinct = {rms.pl.cache.key("rl", runs.key(m, kind, cfg)) for m, cfg, kind in plan}
+    distinct = {rms.pl.cache.key("rl", runs.key(run)) for run in plan}
     assert len(fanout.rl_jobs(rms.pl)) == len(distinct)  # a run listed twice is built once
-    assert all(runs.finished(*run) is not None for run in plan)
-    first = plans.warp_merge(runs, [runs.finished(*run) for run in plans.warp_iteration(rms, 0)])
-    assert all(runs.finished(*run, init_key=first["key"]) is not None
+    assert all(runs.finished(run) is not None for run in plan)
+    read = plans.cached_warp_run(runs, build=False)
+    first = merge_iteration([read(0, m, None) for m in range(rms.pl.profile.warp.m)], rms.pl.profile.warp)
+    assert all(runs.finished(run, init_key=first["key"]) is not None
                for run in plans.warp_iteration(rms, 1))
     assert len(list(root.glob("rl-*"))) == len(distinct) + rms.pl.profile.warp.m
 

@@ -56,7 +56,7 @@ def real(tmp_path_factory):
     base.save_pretrained(root / "control-base")
     tok.save_pretrained(root / "control-base")
     return {"root": root, "overrides": {
-        **SMALL, "world.source": "tldr", "tldr.sft_path": str(sft),
+        **SMALL, "world.source": "tldr", "pairs.source": "dataset", "tldr.sft_path": str(sft),
         "tldr.comparisons_path": str(comparisons), "gold.hub_name": str(root / "control-base"),
         "gold.mode": "lora", "gold.steps": 6, "gold.batch_size": 8, "gold.lr": 1e-3,
         "gold.lora_r": 4, "gold.lora_alpha": 8}}
@@ -83,6 +83,7 @@ def test_the_control_rm_is_the_gold_reward(real, tmp_path, mode):
     art = pl.control_rm.artifact()
     history = art.meta["history"]
     assert len(history["loss"]) == 6 and set(art.meta["accuracy"]) == {"validation", "test_ood"}
+    assert sum(history["pairs"]) >= 6  # every comparison of each step's prompts
     # Only the adapters and the fresh head are stored; the base is read from gold.hub_name.
     from safetensors.torch import load_file
     stored = load_file(str(art.path / "control_rm.safetensors"))
@@ -135,6 +136,7 @@ def test_the_synthetic_world_keeps_its_exact_gold_and_its_cache_keys(real):
         [gold_reward(row["post"], s) for s in summaries]
 
 
+@pytest.mark.slow
 def test_every_notebook_runs_on_real_data_with_the_control_rm_as_gold(real, tmp_path, monkeypatch):
     """The gpu profile's path through every chapter, on CPU: TL;DR-format data and a control RM as
     the gold reward (the synthetic world's own checks are skipped, nothing else)."""

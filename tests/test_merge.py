@@ -1,10 +1,10 @@
 import math
+import re
 
 import pytest
 import torch
 
-from lib.merge import (ema_update, global_norm, layer_group, liti, slerp, slerp_many, task_vector,
-                       weight_average)
+from lib.merge import global_norm, layer_group, liti, slerp, slerp_many, task_vector, weight_average
 
 
 def sd(*values, dtype=torch.float32):
@@ -81,11 +81,6 @@ def test_slerp_many_reduces_to_slerp_for_two_models():
     assert close(slerp_many(init, [a, b]), slerp(init, a, b, 0.5))
 
 
-def test_ema_update_by_hand():
-    assert close(ema_update(sd(0.0, 0.0, 0.0, 0.0), sd(1.0, 2.0, 3.0, 4.0), 0.01),
-                 sd(0.01, 0.02, 0.03, 0.04))
-
-
 @pytest.mark.parametrize("bad, message", [
     ({"layers.0.w": torch.zeros(2), "step": torch.tensor(3)}, "key 'layers.1.w' is only in"),
     ({**sd(0.0, 0.0, 0.0, 0.0), "layers.1.w": torch.zeros(3)}, "shape"),
@@ -97,3 +92,17 @@ def test_merges_refuse_incompatible_state_dicts(bad, message):
                   lambda: liti(good, bad, 0.3), lambda: task_vector(bad, good)):
         with pytest.raises(ValueError, match=message):
             merge()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda sd, lin: weight_average([lin, lin]), TypeError,
+     "is a Linear module, not a state dict: pass its .state_dict()"),
+    (lambda sd, lin: weight_average(sd), TypeError, "expected a list of state dicts, got a single state dict"),
+    (lambda sd, lin: liti(sd, sd, float("nan")), ValueError, "eta must be a finite number, got nan"),
+    (lambda sd, lin: slerp(sd, sd, sd, lam=float("inf")), ValueError, "lam must be a finite number, got inf"),
+    (lambda sd, lin: weight_average([sd, sd], [0.5, float("nan")]), ValueError, "weight 1 must be a finite number"),
+])
+def test_public_merges_refuse_bad_input_in_one_line(call, error, message):
+    lin = torch.nn.Linear(2, 2)
+    with pytest.raises(error, match=re.escape(message)):
+        call(lin.state_dict(), lin)

@@ -42,3 +42,26 @@ def test_sft_checkpoints_are_kept(tmp_path):
         pl.load("sft", checkpoint=7)
     with pytest.raises(ValueError, match="unknown model stage"):
         pl.load("rm")
+
+
+def test_the_policy_pairs_are_every_pair_of_distinct_sft_samples(tmp_path):
+    """The RMs' comparisons: `pairs.k` SFT samples per post, every pair of distinct ones labelled;
+    train and validation on disjoint posts of the training topics, OOD on held-out topics."""
+    from lib import world as W
+
+    pl = Pipeline("smoke", FAST, cache=ArtifactCache(tmp_path))
+    cfg, comparisons = pl.profile.pairs, pl.comparisons
+    assert set(comparisons) == {"train", "validation", "test_ood"}
+    train, val, ood = (comparisons[s] for s in ("train", "validation", "test_ood"))
+    assert len(set(train["post_id"])) <= cfg.n_train_posts
+    per_post = {}
+    for p, s0, s1 in zip(train["post_id"], train["summary_0"], train["summary_1"]):
+        per_post.setdefault(p, set()).update((s0, s1))
+    assert all(len(s) <= cfg.k for s in per_post.values())
+    assert sum(len(s) * (len(s) - 1) // 2 for s in per_post.values()) == len(train)  # all pairs
+    assert not set(train["post_id"]) & set(val["post_id"])
+    topics = lambda ds: {W.parse_post(p).topic for p in ds["post"]}
+    assert topics(train) <= set(W.ID_TOPICS) and topics(ood) <= set(W.OOD_TOPICS)
+    assert set(train["policy_0"]) == {f"sft T={cfg.temperature:g}"}
+    assert set(ood["policy_0"]) == {f"sft T={cfg.ood_temperature:g}"}
+    assert pl.comparisons_artifact().meta["pairs"]["train"] == len(train)

@@ -11,25 +11,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import rl as RL
+from lib import rl_runs as RL
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
-from lib.rm import RewardModels
+from lib.plans import Run
+from lib.rm_pool import RewardModels
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 2,
+FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.3,
         "world.n_pretrain_posts": 100, "world.n_sft_train": 60, "rl.run.steps": 24,
         "rl.run.eval_every": 2}
 
 RUN_ONE_RL_STAGE = """
 import ast, sys
-from lib import rl as RL
+from lib import rl_runs as RL
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
-from lib.rm import RewardModels
+from lib.plans import Run
+from lib.rm_pool import RewardModels
 pl = Pipeline("smoke", ast.literal_eval(sys.argv[2]), cache=ArtifactCache(sys.argv[1]))
 rms = RewardModels(pl)
-RL.RLRuns(pl, rms).run(rms.pool(0.0)[:1])
+RL.RLRuns(pl, rms).run(Run(rms.pool(0.0)[:1], pl.profile.rl.run))
 print("finished")
 """
 
@@ -37,7 +39,7 @@ print("finished")
 def _rl(cache_dir):
     pl = Pipeline("smoke", FAST, cache=ArtifactCache(cache_dir))
     rms = RewardModels(pl)
-    return pl, RL.RLRuns(pl, rms), rms.pool(0.0)[:1]
+    return pl, RL.RLRuns(pl, rms), Run(rms.pool(0.0)[:1], pl.profile.rl.run)
 
 
 def _saved_step(cache_dir: Path) -> int:
@@ -49,6 +51,7 @@ def _saved_step(cache_dir: Path) -> int:
     return -1
 
 
+@pytest.mark.slow
 def test_a_stage_killed_with_sigkill_resumes_to_the_same_result(tmp_path, monkeypatch):
     pl, runner, members = _rl(tmp_path / "a")
     reference = runner.run(members)
@@ -98,7 +101,7 @@ def test_a_state_torn_by_a_kill_while_saving_is_refused(tmp_path):
 
 def test_an_unusable_saved_state_is_discarded_and_the_run_starts_over(tmp_path, capsys):
     pl, runner, members = _rl(tmp_path)
-    partial = tmp_path / "partial" / pl.cache.key("rl", runner.key(members, "warm", pl.profile.rl.run))
+    partial = tmp_path / "partial" / pl.cache.key("rl", runner.key(members))
     (partial / "state").mkdir(parents=True)
     (partial / "state" / "state.json").write_text("{torn")
     art = runner.run(members)

@@ -4,14 +4,30 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from lib.cache import ArtifactCache
+from lib.data import prompts_of
+from lib.lora import lora_merged_state_dict
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
-from lib.rm import (PairSet, RewardModels, accuracy, bt_loss, data_order_rng, last_token_scores,
-                    left_pad, lora_merged_state_dict, pack_pairs, packed_pair_scores, pair_hidden,
-                    score_pairs, score_sequences)
+from lib.rm import (
+    PairSet,
+    Sequences,
+    accuracy,
+    batch_loss,
+    bt_loss,
+    data_order_rng,
+    last_token_scores,
+    left_pad,
+    pack_groups,
+    score_pairs,
+    score_sequences,
+    score_texts,
+    sequence_hidden,
+    sequence_scores,
+)
+from lib.rm_pool import RewardModels
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
-        "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.steps": 3}
+        "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.epochs": 0.4}
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +39,29 @@ def rms(tmp_path_factory):
 def test_missing_baklava_checkpoint_is_a_clear_error(rms):
     with pytest.raises(ValueError, match="SFT keeps no checkpoint at step 2"):
         rms.build_model(rms.member(0).__class__(init_checkpoint=2))
+
+
+def test_pairs_are_grouped_by_prompt_and_each_summary_encoded_once(rms):
+    ds = rms.pl.comparisons["validation"]
+    pairs = PairSet(rms.pl.tokenizer, ds, 160)
+    assert len(pairs.groups) == len(set(ds["post_id"]))
+    distinct = {(p, s) for p, s0, s1 in zip(ds["post_id"], ds["summary_0"], ds["summary_1"]) for s in (s0, s1)}
+    assert len(pairs.ids) == len(distinct)
+    for row in (0, len(ds) - 1):
+        a, b = pairs.seq[row]
+        assert a in pairs.groups[pairs.group[row]] and b in pairs.groups[pairs.group[row]]
+    ch, rej = pairs.chosen_rejected([0])
+    assert (ch[0], rej[0]) == tuple(pairs.seq[0][[ds[0]["choice"], 1 - ds[0]["choice"]]])
+
+
+def test_score_texts_equals_scoring_each_sequence_alone(rms):
+    model = rms.build_model(rms.member(0)).eval()
+    pool = rms.pl.sample_pool("sft", 3, 4)
+    prompts = [p for p in prompts_of(pool["posts"]) for _ in range(4)]
+    texts = [s for row in pool["samples"] for s in row]
+    seqs = Sequences(rms.pl.tokenizer, prompts, texts, 160)
+    alone = score_sequences(model, [seqs.ids[i] for i in seqs.index], seqs.pad_id)
+    assert np.allclose(score_texts(model, rms.pl.tokenizer, prompts, texts, 160), alone, atol=1e-4)
 
 
 def test_bt_loss_by_hand():
@@ -52,92 +91,89 @@ def test_rm_training_is_cached_and_keeps_checkpoints(rms):
 
 
 def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
-    ds = rms.pl.world.comparisons["validation"].select(range(12))
+    es = rms.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
-    sa, sb = rms.scores(a, "v", ds), rms.scores(b, "v", ds)
-    assert np.allclose(rms.scores(weight_average([a, a]), "v", ds), sa, atol=1e-5)
+    sa, sb = rms.scores(a, es), rms.scores(b, es)
+    assert np.allclose(rms.scores(weight_average([a, a]), es), sa, atol=1e-5)
     ens = (sa + sb) / 2
-    assert accuracy(ens, np.asarray(ds["choice"])) == pytest.approx(
-        np.mean(np.where(np.asarray(ds["choice"]) == 1, ens[1] >= ens[0], ens[0] >= ens[1])))
+    assert accuracy(ens, es.labels) == pytest.approx(
+        np.mean(np.where(es.labels == 1, ens[1] >= ens[0], ens[0] >= ens[1])))
+    assert rms.correct(ens, es).mean() == pytest.approx(accuracy(ens, es.labels))
 
 
 def test_scores_are_memoized_on_the_exact_weights(rms, monkeypatch):
-    import lib.rm
+    import lib.rm_pool
 
-    ds = rms.pl.world.comparisons["validation"].select(range(10))
+    ds = rms.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
     calls = []
-    real = lib.rm.score_pairs
-    monkeypatch.setattr(lib.rm, "score_pairs", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    real = lib.rm_pool.sequence_scores
+    monkeypatch.setattr(lib.rm_pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
     fresh = RewardModels(rms.pl)
-    ab = fresh.scores(weight_average([a, b]), "v", ds)
-    ba = fresh.scores(weight_average([b, a]), "v", ds)  # another dict, the same weights
+    ab = fresh.scores(weight_average([a, b]), ds)
+    ba = fresh.scores(weight_average([b, a]), ds)  # another dict, the same weights
     assert len(calls) == 1 and np.array_equal(ab, ba)
     ba[0, 0] += 1  # callers get a copy, never the memo itself
-    assert not np.array_equal(fresh.scores(weight_average([a, b]), "v", ds), ba)
+    assert not np.array_equal(fresh.scores(weight_average([a, b]), ds), ba)
     nudged = dict(a)
     key = next(k for k, v in a.items() if v.is_floating_point())
     nudged[key] = a[key].clone()
     nudged[key].view(-1)[0] += 1e-3
-    fresh.scores(nudged, "v", ds)
-    fresh.scores(a, "v", ds)
+    fresh.scores(nudged, ds)
+    fresh.scores(a, ds)
     assert len(calls) == 3  # any changed weight is a new model
 
 
-def test_pair_hidden_is_the_eos_state_of_each_sequence_alone(rms):
+def test_sequence_hidden_is_the_eos_state_of_each_sequence_alone(rms):
     """The probe's features: the final hidden state at the EOS of each summary, as when the
-    sequence is encoded alone, for the rows asked in the order asked."""
+    sequence is encoded alone."""
     model = rms.build_model(rms.member(0)).eval()
-    pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["validation"].select(range(12)), 160)
-    rows = [7, 2, 11, 0]
-    h = pair_hidden(model, pairs, rows, batch_size=3)
+    pairs = PairSet(rms.pl.tokenizer, rms.pl.comparisons["validation"].select(range(12)), 160)
+    h, ids = sequence_hidden(model, pairs, batch_size=2)
     with torch.no_grad():
-        alone = model.model(**left_pad([pairs.ids[r] for r in rows] +
-                                       [pairs.ids[pairs.n + r] for r in rows], pairs.pad_id))
-    expected = alone.last_hidden_state[:, -1].reshape(2, len(rows), -1).transpose(0, 1)
-    assert h.shape == expected.shape and torch.allclose(h, expected, atol=1e-4)
+        alone = model.model(**left_pad([pairs.ids[i] for i in ids], pairs.pad_id)).last_hidden_state[:, -1]
+    assert sorted(ids) == list(range(len(pairs.ids))) and torch.allclose(h, alone, atol=1e-4)
 
 
-def test_pack_pairs_layout_by_hand():
-    packed = pack_pairs([[5, 6, 7, 8], [5, 9]], [[5, 6, 3], [5, 9]], pad_id=0)
-    # pair 0: prefix [5, 6], tails [7, 8] and [3]; pair 1: identical sequences keep one token each
-    assert packed["input_ids"].tolist() == [[5, 6, 7, 8, 3], [0, 0, 5, 9, 9]]
-    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 2], [0, 0, 0, 1, 1]]
-    assert packed["ends"].tolist() == [[3, 4], [3, 4]]
+def test_pack_groups_layout_by_hand():
+    packed = pack_groups([[[5, 6, 7, 8], [5, 6, 3], [5, 6, 9, 9]], [[5, 9], [5, 9]]], pad_id=0)
+    # group 0: prefix [5, 6], tails [7, 8], [3], [9, 9]; group 1: identical sequences keep one token each
+    assert packed["input_ids"].tolist() == [[5, 6, 7, 8, 3, 9, 9], [0, 0, 0, 0, 5, 9, 9]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 2, 2, 3], [0, 0, 0, 0, 0, 1, 1]]
+    assert packed["ends"].tolist() == [[0, 3], [0, 4], [0, 6], [1, 5], [1, 6]]
     seen = packed["attention_mask"][0, 0] == 0  # what each position attends to
-    assert seen[4].tolist() == [True, True, False, False, True]  # tail b: prefix and itself
-    assert seen[3].tolist() == [True, True, True, True, False]  # tail a: causal
-    assert seen[1].tolist() == [True, True, False, False, False]
+    assert seen[6].tolist() == [True, True, False, False, False, True, True]  # tail 3: prefix and itself
+    assert seen[4].tolist() == [True, True, False, False, True, False, False]
+    assert seen[3].tolist() == [True, True, True, True, False, False, False]
 
 
 @pytest.mark.parametrize("mode", ["full", "lora", "qlora"])
-def test_packed_pairs_score_like_separate_sequences(rms, mode):
-    """Encoding a pair's prompt once gives the rewards (and the BT loss gradients) of scoring its
-    two sequences separately."""
+def test_packed_groups_score_like_separate_sequences(rms, mode):
+    """Encoding a prompt once for all its summaries gives the rewards (and the BT loss gradients) of
+    scoring every sequence separately."""
     cfg = rms.member(0).__class__(mode=mode, dropout=0.0)
     model = rms.build_model(cfg)
     if mode == "lora":  # non-zero B so the adapters change the output
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 torch.nn.init.normal_(param, std=0.05)
-    pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["validation"].select(range(24)), 160)
-    # eval mode (for qlora: bitsandbytes' float NF4 kernel on every CPU, `exact_4bit_on_cpu`)
-    separate = score_sequences(model, pairs.ids, pairs.pad_id).reshape(2, pairs.n)
-    assert np.allclose(score_pairs(model, pairs, batch_size=7), separate, atol=1e-4)
-    # the training path: same rewards, loss and gradients as the unpacked batch
-    ch, rej = pairs.chosen_rejected(range(8))
+    pairs = PairSet(rms.pl.tokenizer, rms.pl.comparisons["validation"].select(range(24)), 160)
+    separate = score_sequences(model, pairs.ids, pairs.pad_id)
+    assert np.allclose(score_pairs(model, pairs, batch_size=2), separate[pairs.seq].T, atol=1e-4)
+    # the training path: the loss over the pairs of some prompts, packed, and unpacked
+    groups = [0, 1]
+    rows = np.concatenate([pairs.pairs_of_group[g] for g in groups])
+    ch, rej = pairs.chosen_rejected(rows)
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    r_sep = last_token_scores(model, left_pad([pairs.ids[k] for k in ch + rej], pairs.pad_id))
-    grads_sep = torch.autograd.grad(bt_loss(r_sep[:8], r_sep[8:]), params)
-    r = packed_pair_scores(model, pack_pairs([pairs.ids[k] for k in ch], [pairs.ids[k] for k in rej],
-                                             pairs.pad_id))
-    assert torch.allclose(r.T.reshape(-1), r_sep, atol=1e-4)
+    r_sep = last_token_scores(model, left_pad([pairs.ids[k] for k in list(ch) + list(rej)], pairs.pad_id))
+    grads_sep = torch.autograd.grad(bt_loss(r_sep[:len(ch)], r_sep[len(ch):]), params)
+    loss, _, n_pairs = batch_loss(model, pairs, groups)
+    assert n_pairs == len(rows)
+    assert torch.allclose(loss, bt_loss(r_sep[:len(ch)], r_sep[len(ch):]), atol=1e-5)
     # train mode and eval mode compute the same rewards (no dropout; one NF4 kernel)
-    chosen_rejected = np.concatenate([[separate[int(pairs.choice[k]), k] for k in range(8)],
-                                      [separate[1 - int(pairs.choice[k]), k] for k in range(8)]])
-    assert np.allclose(r_sep.detach().numpy(), chosen_rejected, atol=1e-4)
-    grads_packed = torch.autograd.grad(bt_loss(r[:, 0], r[:, 1]), params)
+    assert np.allclose(r_sep.detach().numpy(), separate[np.concatenate([ch, rej])], atol=1e-4)
+    grads_packed = torch.autograd.grad(loss, params)
     assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-3) for a, b in zip(grads_sep, grads_packed))
 
 
@@ -145,8 +181,8 @@ def test_qlora_rm_step_lowers_the_loss_on_a_fixed_batch(rms):
     cfg = rms.member(0).__class__(mode="qlora", lr=1e-2, steps=1)
     model = rms.build_model(cfg)
     assert "Linear4bit" in {type(m).__name__ for m in model.modules()}
-    pairs = PairSet(rms.pl.tokenizer, rms.pl.world.comparisons["train"].select(range(8)), 160)
-    ch, rej = pairs.chosen_rejected(range(8))
+    pairs = PairSet(rms.pl.tokenizer, rms.pl.comparisons["train"].select(range(8)), 160)
+    ch, rej = (list(x) for x in pairs.chosen_rejected(range(8)))
     batch = left_pad([pairs.ids[k] for k in ch + rej], pairs.pad_id)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-2)
@@ -217,11 +253,7 @@ def test_data_order_is_independent_of_the_label_corruption(seed):
 
 def test_gradient_checkpointing_trains_the_same_rm(tmp_path):
     """A memory knob, not a modelling one: same weights, and not part of any cache key."""
-    from lib.cache import ArtifactCache
-    from lib.pipeline import Pipeline
-    from lib.rm import RewardModels
-
-    fast = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.steps": 3,
+    fast = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.4,
             "rm.mode": "lora", "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
     states = []
     for gc in (False, True):
@@ -234,3 +266,41 @@ def test_gradient_checkpointing_trains_the_same_rm(tmp_path):
     assert states[0].keys() == states[1].keys()
     assert all(torch.allclose(states[0][k], states[1][k], atol=1e-6) for k in states[0])
     assert rms.rm_key(cfg) == RewardModels(Pipeline("smoke", fast)).rm_key(cfg)
+
+
+def test_the_held_out_curve_starts_at_the_probed_head(rms):
+    cfg = rms.member(1)
+    steps, correct = rms.curve(cfg)
+    assert steps[0] == 0 and steps[-1] == cfg.steps and list(steps) == sorted(set(steps))
+    assert set(rms.curve_steps(cfg)) <= set(steps)
+    curve = rms.pairset("curve")
+    probe = rms.correct(sequence_scores(rms.model_of(rms.initial_state(cfg)), curve)[curve.seq].T, curve.choice)
+    assert np.array_equal(correct[0], probe)
+    assert rms.history(cfg)["eval"] == pytest.approx(correct.mean(1))
+
+
+def test_curve_is_dense_during_the_warmup():
+    from lib.profiles import get_profile
+
+    pl = Pipeline("default")
+    rms = RewardModels(pl)
+    cfg = rms.member(0).__class__(steps=250, warmup=0.3)
+    assert rms.curve_steps(cfg) == [10, 20, 25, 30, 40, 50, 60, 70, 75, 100, 125, 150, 175, 200, 225, 250]
+    assert get_profile("default").rm.eval_every == 25
+
+
+def test_seeded_pools_differ_by_seed_alone(rms):
+    a, b = rms.pool(0.0, 0), rms.pool(0.0, 1)
+    assert [c.seed for c in a] != [c.seed for c in b] and len({c.seed for c in a + b}) == len(a + b)
+    assert [(c.lr, c.dropout, c.init_checkpoint) for c in a] == [(c.lr, c.dropout, c.init_checkpoint) for c in b]
+
+
+def test_the_world_version_is_in_every_key(rms, monkeypatch):
+    from lib import world
+
+    keys = (rms.pl.cache.key("comparisons", rms.pl.comparisons_key), rms.pl.cache.key("rm", rms.rm_key(rms.member(0))))
+    monkeypatch.setattr(world, "VERSION", world.VERSION + 1)
+    fresh = RewardModels(Pipeline("smoke", FAST, cache=rms.pl.cache))
+    cfg = rms.member(0)
+    assert rms.pl.cache.key("comparisons", fresh.pl.comparisons_key) != keys[0]
+    assert rms.pl.cache.key("rm", fresh.rm_key(cfg)) != keys[1]

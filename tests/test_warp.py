@@ -3,15 +3,15 @@ from dataclasses import replace
 
 import pytest
 import torch
+from toy import CFG, PROMPTS, letters
 
-from lib import warp as W
 from lib.config import RLConfig
+from lib.lora import is_peft, wrap_lora
 from lib.merge import global_norm, slerp, slerp_many, task_vector
 from lib.models import tiny_llama
-from lib.rl import sample_batch
-from lib.warp import WARPConfig, angle_deg, liti_front, merge_policies, run_seed, warp
-
-from toy import CFG, PROMPTS, letters
+from lib.rl import train_policy
+from lib.sampling import sample_batch
+from lib.warp import WARPConfig, angle_deg, full_weights, merge_policies, run_seed, warp
 
 TINY_RL = RLConfig(steps=2, prompts_per_step=2, k=4, lr=1e-2, max_new_tokens=6, eval_every=5,
                    anchor="ema", ema_mu=0.01, beta=0.1)
@@ -119,54 +119,60 @@ def test_lerp_shrinks_orthogonal_task_vectors_and_slerp_keeps_their_norm():
 
 # ---- the loop ----------------------------------------------------------------------------------
 
+def toy_runs(tok, sft, rl, make_policy=None, received=None, calls=None):
+    """`lib.warp.warp`'s `train_run` on the toy world, uncached: each run from `init` (or the SFT
+    weights), trained with the toy reward, its KL to init measured against the SFT weights."""
+    make = make_policy or factory(tok, received)
+
+    def train_run(iteration, m, init):
+        cfg = replace(rl, seed=run_seed(rl.seed, iteration, m))
+        policy = make({k: v.clone() for k, v in (sft if init is None else init[1]).items()})
+        if cfg.mode != "full" and not is_peft(policy):
+            policy = wrap_lora(policy, cfg)  # keep a handle on the adapted model
+        start = full_weights(policy, list(sft))
+        history = train_policy(policy, tok, PROMPTS, letters, cfg, init_state=sft)
+        if calls is not None:
+            calls.append((cfg.seed, init))
+        return {"start": start, "theta": full_weights(policy, list(sft)), "history": history,
+                "key": f"run {iteration} {m}"}
+    return train_run
+
+
 def test_liti_endpoints_through_the_warp_path(tok, sft):
     cfg = WARPConfig(iterations=1, m=2, rl=TINY_RL, eta=0.0)
-    out = warp(sft, factory(tok), tok, PROMPTS, letters, cfg)
+    out = warp(toy_runs(tok, sft, TINY_RL), cfg)
     it = out["iterations"][0]
-    assert equal(out["final"], sft) and equal(it["liti"], sft)
+    assert equal(out["final"], sft) and equal(it["init"], sft)
     assert not equal(it["merged"], sft)
-    out1 = warp(sft, factory(tok), tok, PROMPTS, letters, replace(cfg, eta=1.0))
+    out1 = warp(toy_runs(tok, sft, TINY_RL), replace(cfg, eta=1.0))
     assert equal(out1["final"], out1["iterations"][0]["merged"])
     assert equal(out1["iterations"][0]["merged"], it["merged"])  # the runs are deterministic
-    front = liti_front(sft, it["merged"], [0.0, 1.0], lambda s: {"w": s["model.norm.weight"]})
-    assert [r["eta"] for r in front] == [0.0, 1.0]
-    assert torch.equal(front[0]["w"], sft["model.norm.weight"])
-    assert torch.equal(front[1]["w"], it["merged"]["model.norm.weight"])
+    assert it["key"] == {"warp_runs": ["run 0 0", "run 0 1"], "merge": "slerp", "angles": "tensor", "eta": 0.0}
 
 
-def test_every_run_starts_from_the_previous_liti_model(tok, sft, monkeypatch):
+def test_every_run_starts_from_the_previous_liti_model(tok, sft):
     received, calls = [], []
-    real = W.train_policy
-
-    def recording(policy, tokenizer, prompts, reward_fn, cfg, **kw):
-        calls.append((cfg.seed, kw["init_state"]))
-        return real(policy, tokenizer, prompts, reward_fn, cfg, **kw)
-
-    monkeypatch.setattr(W, "train_policy", recording)
-    evals = []
-    cfg = WARPConfig(iterations=2, m=2, rl=replace(TINY_RL, seed=7), eta=0.3)
-    out = warp(sft, factory(tok, received), tok, PROMPTS, letters, cfg,
-               eval_fn=lambda s: evals.append(s) or {"n": len(evals)})
+    rl = replace(TINY_RL, seed=7)
+    out = warp(toy_runs(tok, sft, rl, received=received, calls=calls), WARPConfig(iterations=2, m=2, rl=rl, eta=0.3),
+               first_runs=3)
     it1, it2 = out["iterations"]
-    assert len(received) == 4
-    assert equal(received[0], sft) and equal(received[1], sft)
-    assert equal(received[2], it1["liti"]) and equal(received[3], it1["liti"])
-    assert not equal(it1["liti"], sft) and equal(out["final"], it2["liti"])
-    assert [s for s, _ in calls] == [7, 8, 1007, 1008] == it1["seeds"] + it2["seeds"]
+    assert len(received) == 5 and len(it1["runs"]) == 3 and len(it2["runs"]) == 2  # a third first run, unmerged
+    assert all(equal(r, sft) for r in received[:3])
+    assert equal(received[3], it1["init"]) and equal(received[4], it1["init"])
+    assert not equal(it1["init"], sft) and equal(out["final"], it2["init"])
+    assert [s for s, _ in calls] == [7, 8, 9, 1007, 1008]
     assert [run_seed(7, i, m) for i in range(2) for m in range(2)] == [7, 8, 1007, 1008]
-    assert all(equal(init, sft) for _, init in calls)  # KL-to-init is always against the SFT
-    assert len(it2["histories"]) == 2 and it2["histories"][0]["eval_kl_init"][0] != 0.0
-    assert it1["histories"][0]["eval_kl_init"][0] == 0.0
+    assert calls[3][1][0] == it1["key"] and it1["key"]["warp_runs"] == ["run 0 0", "run 0 1"]
+    assert it2["runs"][0]["history"]["eval_kl_init"][0] != 0.0  # the KL to init is always to the SFT
+    assert it1["runs"][0]["history"]["eval_kl_init"][0] == 0.0
     assert len(it1["task_norms"]) == 2 and all(n > 0 for n in it1["task_norms"])
     assert 0.0 < it1["angle_deg"] < 180.0 and it1["merged_norm"] > 0.0
-    assert out["eval_init"] == {"n": 1} and it1["eval_merged"] == {"n": 2}
-    assert it2["eval_liti"] == {"n": 5} and equal(evals[2], it1["liti"])
 
 
 def test_warp_raises_the_reward_of_the_final_policy(tok, sft):
     rl = RLConfig(steps=10, prompts_per_step=4, k=4, lr=1e-2, beta=0.1, anchor="ema", ema_mu=0.01,
                   temperature=1.0, max_new_tokens=8, eval_every=100)
-    out = warp(sft, factory(tok), tok, PROMPTS, letters, WARPConfig(iterations=2, m=2, rl=rl))
+    out = warp(toy_runs(tok, sft, rl), WARPConfig(iterations=2, m=2, rl=rl))
 
     def reward(state):
         batch = sample_batch(factory(tok)(state), tok, PROMPTS, 16, rl, generator_seed=123)
@@ -180,8 +186,8 @@ def test_warp_raises_the_reward_of_the_final_policy(tok, sft):
 
 def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
     """LoRA runs: merges act on the merged weights W + B·A·scale; only adapted layers move."""
-    cfg = WARPConfig(iterations=1, m=2, rl=replace(TINY_RL, mode="lora", lr=5e-2), eta=1.0)
-    out = warp(sft, factory(tok), tok, PROMPTS, letters, cfg)
+    rl = replace(TINY_RL, mode="lora", lr=5e-2)
+    out = warp(toy_runs(tok, sft, rl), WARPConfig(iterations=1, m=2, rl=rl, eta=1.0))
     final = out["final"]
     assert set(final) == set(sft)
     moved = {k for k in sft if not torch.equal(final[k], sft[k])}
@@ -192,9 +198,8 @@ def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
 def test_warp_of_qlora_policies_merges_from_their_nf4_start(tok, sft, tmp_path):
     """4-bit runs hold θ_init rounded to NF4: the merge and LITI start there, so at η = 0 the next
     init is that rounding (the only change from θ_init, and only on the quantized layers)."""
+    from lib.lora import policy_from_state
     from lib.models import save_model
-    from lib.rl import policy_from_state
-    from lib.warp import full_weights
 
     save_model(tiny_llama(CFG, tok, seed=0), tmp_path)
     rl = replace(TINY_RL, mode="qlora", steps=1)
@@ -202,8 +207,20 @@ def test_warp_of_qlora_policies_merges_from_their_nf4_start(tok, sft, tmp_path):
     def make(state):
         return policy_from_state(tmp_path, state, rl)
 
-    out = warp(sft, make, tok, PROMPTS, letters, WARPConfig(iterations=1, m=2, rl=rl, eta=0.0))
+    out = warp(toy_runs(tok, sft, rl, make_policy=make), WARPConfig(iterations=1, m=2, rl=rl, eta=0.0))
     nf4 = full_weights(make(sft), list(sft))
     assert equal(out["final"], nf4)
     rounded = {k for k in sft if not torch.equal(nf4[k], sft[k])}
     assert rounded and all(k.endswith("_proj.weight") for k in rounded)
+
+
+def test_the_recursive_rule_for_m_above_2_is_neither_uniform_nor_order_free():
+    """WARP's M > 2 rule, slerp(slerp_{M−1}, θ_M, 1/M), as `merge_policies` documents it."""
+    init = {"w": torch.zeros(3)}
+    unit = [{"w": torch.eye(3)[i]} for i in range(3)]
+    cfg = WARPConfig()
+    merged = merge_policies(init, unit, cfg)["w"]
+    assert torch.allclose(merged, torch.tensor([math.sqrt(3 / 8), math.sqrt(3 / 8), 0.5]), atol=1e-4)
+    a, b, c = ({"w": torch.tensor(v)} for v in ([1.0, 0, 0], [0.6, 0.8, 0], [0.0, 0, 1]))
+    assert not torch.allclose(merge_policies(init, [a, b, c], cfg)["w"], merge_policies(init, [c, b, a], cfg)["w"],
+                              atol=1e-3)

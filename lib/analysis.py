@@ -1,0 +1,132 @@
+"""Measurements the chapters share, each with the per-item values its intervals need.
+
+- Curves with bands: per column of item values, the point estimate and its 95% interval
+  (`column_intervals`), across seeds when there are seeds (nested bootstrap), else over items.
+- Best-of-N on one sample pool: the expected gold of the pick per prompt and N (`bon_gold`).
+- Alignment of a reward with gold on the policy's own samples: within-prompt correlations with
+  the gold reward, the length and the hallucination term (`alignment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from . import world as W
+from .evaluate import best_of_n, within_prompt_pearson
+from .merge import weight_average
+from .stats import bootstrap, nested_bootstrap
+
+
+def column_intervals(values: np.ndarray, clusters=None, seeded: bool = False,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of `values` ((items, cols), or (seeds, items, cols) with `seeded`): the mean and
+    the 95% interval of the mean (nested bootstrap over seeds and items, or over items)."""
+    values = np.asarray(values, dtype=float)
+    fn = nested_bootstrap if seeded else bootstrap
+    out = [fn(values[..., c], clusters=clusters, seed=seed) for c in range(values.shape[-1])]
+    return tuple(np.array(x) for x in zip(*[(e.value, e.ci[0], e.ci[1]) for e in out]))
+
+
+def bon_gold(proxy: np.ndarray, gold: np.ndarray, ns: Sequence[int]) -> np.ndarray:
+    """Expected gold of the best-of-N pick under `proxy`, per prompt and N: (prompts, len(ns))."""
+    return np.stack([best_of_n(proxy, gold, n) for n in ns], axis=1)
+
+
+def sample_facts(pool: dict) -> dict[str, np.ndarray]:
+    """Per sample of a pool (prompts, K): its number of words and, in the synthetic world, its
+    hallucination term (− the count of facts not in the post)."""
+    words = np.array([[W.n_words(s) for s in row] for row in pool["samples"]], dtype=float)
+    facts = {"#words": words}
+    try:
+        posts = [W.parse_post(p) for p in pool["posts"]["post"]]
+    except ValueError:  # real posts: no facts to parse
+        return facts
+    facts["hallucination"] = np.array([[W.gold_breakdown(post, s)["hallucination"] for s in row]
+                                       for post, row in zip(posts, pool["samples"])])
+    return facts
+
+
+def alignment(scores: dict[str, np.ndarray], pool: dict, facts: dict | None = None) -> pd.DataFrame:
+    """Within-prompt Pearson ρ of each reward (prompts, K) with the gold reward and with each fact
+    of `sample_facts`, averaged over prompts, with the 95% interval of ρ(·, gold) over prompts."""
+    facts = facts or sample_facts(pool)
+    rows = {}
+    for name, s in scores.items():
+        est = bootstrap(within_prompt_pearson(s, pool["gold"]))
+        rows[name] = {"ρ(·, gold)": est.value, "95% interval": f"[{est.ci[0]:.2f}, {est.ci[1]:.2f}]",
+                      **{f"ρ(·, {k})": float(within_prompt_pearson(s, v).mean()) for k, v in facts.items()}}
+    return pd.DataFrame(rows).T
+
+
+def interpolation_curves(rms, pairs: dict[str, list[tuple[dict, dict]]], eval_set,
+                         lambdas: Sequence[float]) -> dict[str, dict[str, np.ndarray]]:
+    """For each named pair of models (one (θ1, θ2) per seed): per-pair correctness along λ of WA,
+    ENS and the diagonal on `eval_set`, each shaped (seeds, pairs of the eval set, λ)."""
+    out = {}
+    for name, by_seed in pairs.items():
+        curves = [rms.interpolation(a, b, eval_set, lambdas) for a, b in by_seed]
+        out[name] = {k: np.stack([c[k].T for c in curves]) for k in ("WA", "ENS", "diag")}
+    return out
+
+
+def disjoint_pairs(n: int) -> list[tuple[int, int]]:
+    """(0, 1), (2, 3), …: pairs of models that share no member, so their WA − ENS differences are
+    independent draws (and cost n/2 averaged models instead of C(n, 2))."""
+    return [(i, i + 1) for i in range(0, n - 1, 2)]
+
+
+def wa_minus_ens(rms, states: Sequence[dict], eval_sets: dict,
+                 pairs: Sequence[tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
+    """For each pair of models (WARM Fig. 5; every pair unless `pairs` says which): per-pair
+    correctness of their uniform weight average minus that of the average of their rewards, on
+    each eval set: (model pairs, eval pairs)."""
+    pairs = list(combinations(range(len(states)), 2)) if pairs is None else pairs
+    out: dict[str, list] = {name: [] for name in eval_sets}
+    for i, j in pairs:
+        wa = weight_average([states[i], states[j]])
+        for name, es in eval_sets.items():
+            ens = (rms.scores(states[i], es) + rms.scores(states[j], es)) / 2
+            out[name].append(rms.correct(rms.scores(wa, es), es) - rms.correct(ens, es))
+    return {name: np.stack(v) for name, v in out.items()}
+
+
+def warm_by_m(rms, states: Sequence[dict], eval_set, ens: bool = False) -> np.ndarray:
+    """Per-pair correctness of WARM of the first m models (or, with `ens`, of the mean of their
+    rewards), m = 1 … M, on `eval_set`: (eval pairs, M) (WARM Fig. 10)."""
+    cols = []
+    for m in range(1, len(states) + 1):
+        if ens:
+            scores = np.mean([rms.scores(s, eval_set) for s in states[:m]], axis=0)
+        else:
+            scores = rms.scores(states[0] if m == 1 else weight_average(list(states[:m])), eval_set)
+        cols.append(rms.correct(scores, eval_set))
+    return np.stack(cols, axis=1)
+
+
+def equal_kl_columns(front: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per-prompt columns for `gap_at_equal_kl`: a front's and another curve's points, each
+    (prompts, points, 2) with (gold, KL) last, as [front gold, front KL, other gold, other KL]."""
+    return np.concatenate([front[..., 0], front[..., 1], other[..., 0], other[..., 1]], axis=1)
+
+
+def gap_at_equal_kl(n_front: int):
+    """The statistic (for `lib.stats.bootstrap`, on means of `equal_kl_columns`) that compares two
+    curves at equal KL: the front's gold reward, linearly interpolated at the KL of each point of
+    the other curve that lies within the front's KL range, minus that point's gold, averaged over
+    those points; NaN where no point lies within the range."""
+    def reduce(means):
+        m = np.asarray(means)
+        flat = m.reshape(-1, m.shape[-1])
+        out = []
+        for row in flat:
+            front_gold, front_kl = row[:n_front], row[n_front:2 * n_front]
+            other_gold, other_kl = np.split(row[2 * n_front:], 2)
+            order = np.argsort(front_kl)
+            gap = np.interp(other_kl, front_kl[order], front_gold[order], left=np.nan, right=np.nan) - other_gold
+            out.append(np.nanmean(gap) if np.isfinite(gap).any() else np.nan)
+        return np.asarray(out).reshape(m.shape[:-1])
+    return reduce

@@ -1,0 +1,191 @@
+"""Intervals and verdicts: how sure each claim is.
+
+Every statistic here is a function of *means over evaluation items* (the accuracy of an RM is the
+mean of per-pair correctness; best-of-N gold is a mean over prompts; a win rate too). A bootstrap
+resamples the items, recomputes those means, and reads the 2.5% and 97.5% percentiles of the
+statistic (a percentile interval, Efron & Tibshirani 1993).
+
+- Items that belong together are resampled together (`clusters`): the pairs of one prompt share
+  its summaries, so the prompt is the unit (a cluster bootstrap).
+- Two models compared on the same items are compared *paired*: every replicate resamples the same
+  items for both, so what they agree on cancels (the statistic is a function of both means).
+- Seeds: with independently seeded repeats (RM pools, RL runs), the nested bootstrap resamples the
+  seeds with replacement and, within a replicate, the items (the same items for every seed when
+  the seeds share an evaluation set), and averages the statistic over the drawn seeds. The interval
+  then covers the spread across seeds as well as within them. With 3 seeds it is coarse: it is
+  roughly the range of the per-seed values, widened by their item noise.
+
+Everything is vectorised numpy with a seeded generator: the same inputs give the same interval, bit
+for bit. A verdict is three-way: "holds" iff the whole interval lies on the claimed side of the
+threshold, "fails" iff it lies wholly on the other side, "inconclusive" otherwise (an interval that
+touches the threshold decides nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+N_BOOT = 2000
+CI_KINDS = ("bootstrap", "seeds", "nested")
+DIRECTIONS = (">", "<")
+VERDICTS = ("holds", "fails", "inconclusive")
+Reduce = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its 95% interval: `kind` says what was resampled, `n` counts the
+    evaluation items and `seeds` the independent repeats behind it."""
+
+    value: float
+    ci: tuple[float, float]
+    kind: str
+    n: int
+    seeds: int = 1
+
+    def __post_init__(self):
+        if self.kind not in CI_KINDS:
+            raise ValueError(f"unknown interval kind {self.kind!r}; valid: {', '.join(CI_KINDS)}")
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3f"
+        return f"{self.value:{spec}} [{self.ci[0]:{spec}}, {self.ci[1]:{spec}}]"
+
+
+def verdict(ci: tuple[float, float], threshold: float, direction: str) -> str:
+    """'holds' iff the whole interval lies strictly on the `direction` side of `threshold`,
+    'fails' iff it lies strictly on the other side, else 'inconclusive'."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be '>' or '<', got {direction!r}")
+    low, high = float(ci[0]), float(ci[1])
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise ValueError(f"an interval needs finite low ≤ high, got [{low}, {high}]")
+    above, below = low > threshold, high < threshold
+    if direction == ">":
+        return "holds" if above else "fails" if below else "inconclusive"
+    return "holds" if below else "fails" if above else "inconclusive"
+
+
+def _as_items(values: np.ndarray, clusters) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums (clusters, stats) and item counts (clusters,) of item values (items, stats)."""
+    if clusters is None:
+        return values, np.ones(len(values))
+    clusters = np.asarray(clusters)
+    if clusters.shape != (len(values),):
+        raise ValueError(f"one cluster id per item expected: {clusters.shape} for {len(values)} items")
+    _, inverse = np.unique(clusters, return_inverse=True)
+    sums = np.zeros((inverse.max() + 1, values.shape[1]))
+    np.add.at(sums, inverse, values)
+    return sums, np.bincount(inverse).astype(float)
+
+
+def _samples(values, clusters, seeded: bool) -> tuple[dict, dict, bool]:
+    """Named samples of item values as float arrays (seeds, items, stats), with their clusters.
+    One array is the sample "" (and `reduce` then gets its means directly)."""
+    single = not isinstance(values, dict)
+    values = {"": values} if single else dict(values)
+    clusters = {k: clusters for k in values} if single or not isinstance(clusters, dict) \
+        else {k: clusters.get(k) for k in values}
+    out = {}
+    for name, v in values.items():
+        v = np.asarray(v, dtype=float)
+        v = v[None] if not seeded else v
+        if v.ndim == 2:
+            v = v[..., None]
+        if v.ndim != 3:
+            shape = "(seeds, items[, stats])" if seeded else "(items[, stats])"
+            raise ValueError(f"item values {name!r} must be {shape}, got shape {np.shape(values[name])}")
+        if v.shape[1] == 0:
+            raise ValueError(f"an interval needs at least one evaluation item{f' in {name!r}' if name else ''}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"item values{f' {name!r}' if name else ''} must be finite")
+        out[name] = v
+    if len({v.shape[0] for v in out.values()}) != 1:
+        raise ValueError("every sample needs the same number of seeds")
+    return out, clusters, single
+
+
+def _weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """Bootstrap multiplicities (n_boot, n): how often each unit is drawn in each replicate."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def _interval(replicates: np.ndarray, value: float) -> tuple[float, float]:
+    """The 2.5% and 97.5% percentiles of the replicates, widened to contain the point estimate
+    (a nonlinear statistic such as a minimum can put it just outside). Replicates where the
+    statistic is undefined (NaN: e.g. two curves that no longer overlap) are left out."""
+    replicates = np.asarray(replicates, dtype=float)
+    if not np.isfinite(value) or not np.isfinite(replicates).any():
+        raise ValueError("the statistic is undefined on these data (no finite value)")
+    low, high = np.nanpercentile(np.where(np.isfinite(replicates), replicates, np.nan), [2.5, 97.5])
+    return min(float(low), value), max(float(high), value)
+
+
+def _resample(values, reduce, clusters, n_boot: int, seed: int, seeded: bool):
+    samples, clusters, single = _samples(values, clusters, seeded)
+    rng = np.random.default_rng(seed)
+    n_seeds = next(iter(samples.values())).shape[0]
+    full, boot = {}, {}
+    for name, v in samples.items():
+        parts = [_as_items(v[s], clusters[name]) for s in range(n_seeds)]
+        sums, counts = np.stack([p[0] for p in parts]), parts[0][1]  # (seeds, clusters, stats)
+        full[name] = sums.sum(1) / counts.sum()  # (seeds, stats)
+        w = _weights(rng, len(counts), n_boot)  # one draw of the items for every seed
+        boot[name] = np.einsum("bc,sck->bsk", w, sums) / (w @ counts)[:, None, None]
+    reduce = reduce or (lambda m: m[..., 0])
+    apply = (lambda m: reduce(m[""])) if single else reduce
+    n_items = sum(v.shape[1] for v in samples.values())
+    return apply(full), apply(boot), n_seeds, n_items, rng
+
+
+def bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot: int = N_BOOT,
+              seed: int = 0) -> Estimate:
+    """The 95% percentile interval of a statistic of means over evaluation items.
+
+    `values`: per-item values (items,) or (items, stats), one column per mean the statistic needs
+    (e.g. the correctness of WA and of ENS on the same pairs: paired); or a dict of such arrays
+    for samples of *different* items, each resampled on its own. `clusters`: the cluster of each
+    item (a dict for a dict of samples), resampled whole. `reduce` maps the means (..., stats), or
+    the dict of them, to the statistic (...); the default is the mean of a single column."""
+    full, boot, _, n_items, _ = _resample(values, reduce, clusters, n_boot, seed, seeded=False)
+    value = float(np.asarray(full)[0])
+    return Estimate(value, _interval(np.asarray(boot)[:, 0], value), "bootstrap", n_items)
+
+
+def nested_bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot: int = N_BOOT,
+                     seed: int = 0) -> Estimate:
+    """Like `bootstrap`, over independently seeded repeats that share their evaluation items:
+    each array is (seeds, items) or (seeds, items, stats). Each replicate draws the seeds with
+    replacement and the items (clusters) once for all of them, and averages the statistic over the
+    drawn seeds; the point estimate is the mean over seeds of the statistic."""
+    full, boot, n_seeds, n_items, rng = _resample(values, reduce, clusters, n_boot, seed, seeded=True)
+    chosen = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    replicates = np.take_along_axis(np.asarray(boot), chosen, axis=1).mean(1)
+    value = float(np.mean(full))
+    return Estimate(value, _interval(replicates, value), "nested", n_items, n_seeds)
+
+
+def seeds_interval(per_seed, n_boot: int = N_BOOT, seed: int = 0) -> Estimate:
+    """An interval across independent repeats alone (no evaluation items behind each value):
+    the percentile bootstrap of the mean over seeds."""
+    x = np.asarray(per_seed, dtype=float).ravel()
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("an interval across seeds needs at least one finite value")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    return Estimate(float(x.mean()), _interval(x[idx].mean(1), float(x.mean())), "seeds", len(x), len(x))
+
+
+def prompts_needed(estimate: Estimate, effect: float | None = None) -> int | None:
+    """Items needed for the interval's half-width to fall below |effect| (by default the point
+    estimate itself, i.e. its distance from 0), assuming the width shrinks as 1/√n; None for a
+    zero effect."""
+    effect = abs(estimate.value if effect is None else effect)
+    half = (estimate.ci[1] - estimate.ci[0]) / 2
+    if effect == 0:
+        return None
+    return int(math.ceil(estimate.n * (half / effect) ** 2))

@@ -1,0 +1,96 @@
+"""Intervals and verdicts (`lib.stats`): the rule, coverage, pairing, clusters, seeds, determinism."""
+
+import numpy as np
+import pytest
+
+from lib.stats import Estimate, bootstrap, nested_bootstrap, prompts_needed, seeds_interval, verdict
+
+
+@pytest.mark.parametrize("ci, direction, expected", [
+    ((0.1, 0.3), ">", "holds"), ((-0.3, -0.1), ">", "fails"), ((-0.1, 0.1), ">", "inconclusive"),
+    ((-0.3, -0.1), "<", "holds"), ((0.1, 0.3), "<", "fails"), ((-0.1, 0.1), "<", "inconclusive"),
+    ((0.0, 0.2), ">", "inconclusive"), ((-0.2, 0.0), ">", "inconclusive"),  # the threshold at an end
+    ((-0.2, 0.0), "<", "inconclusive"), ((0.0, 0.2), "<", "inconclusive"),
+])
+def test_verdict_rule_on_hand_made_intervals(ci, direction, expected):
+    assert verdict(ci, 0.0, direction) == expected
+
+
+def test_verdict_against_a_threshold_other_than_zero():
+    assert verdict((0.51, 0.6), 0.5, ">") == "holds" and verdict((0.45, 0.5), 0.5, ">") == "inconclusive"
+
+
+@pytest.mark.parametrize("ci, direction", [((0.3, 0.1), ">"), ((0.1, 0.3), ">="), ((np.nan, 0.1), "<")])
+def test_verdict_refuses_bad_input(ci, direction):
+    with pytest.raises(ValueError):
+        verdict(ci, 0.0, direction)
+
+
+def test_bootstrap_covers_the_true_mean_about_95_percent_of_the_time():
+    """200 data sets of 128 items (the size of the chapters' prompt sets), the default bootstrap."""
+    rng = np.random.default_rng(0)
+    covered = [bootstrap(rng.exponential(1.0, size=128), seed=i).ci for i in range(200)]
+    rate = np.mean([low <= 1.0 <= high for low, high in covered])
+    assert 0.92 <= rate <= 0.98, rate
+
+
+def test_paired_interval_is_narrower_when_models_agree_on_most_items():
+    rng = np.random.default_rng(1)
+    a = (rng.random(4000) < 0.7).astype(float)
+    b = a.copy()
+    flip = rng.random(4000) < 0.07  # the two models disagree on 7% of the items
+    b[flip] = 1 - b[flip]
+    paired = bootstrap(np.stack([a, b], 1), lambda m: m[..., 0] - m[..., 1])
+    unpaired = bootstrap({"a": a, "b": b}, lambda m: m["a"][..., 0] - m["b"][..., 0])
+    assert paired.value == pytest.approx(unpaired.value)
+    assert (paired.ci[1] - paired.ci[0]) < 0.5 * (unpaired.ci[1] - unpaired.ci[0])
+
+
+def test_clusters_widen_the_interval_of_correlated_items():
+    rng = np.random.default_rng(2)
+    cluster = np.repeat(np.arange(200), 10)
+    x = rng.normal(size=200)[cluster] + 0.1 * rng.normal(size=2000)  # items of a cluster move together
+    naive, clustered = bootstrap(x), bootstrap(x, clusters=cluster)
+    assert clustered.n == naive.n == 2000
+    assert (clustered.ci[1] - clustered.ci[0]) > 2 * (naive.ci[1] - naive.ci[0])
+
+
+def test_same_seed_same_interval_bit_for_bit():
+    x = np.random.default_rng(3).random((3, 500, 2))
+    assert bootstrap(x[0], lambda m: m[..., 0] - m[..., 1], seed=5) == \
+        bootstrap(x[0], lambda m: m[..., 0] - m[..., 1], seed=5)
+    assert nested_bootstrap(x, lambda m: m.min(-1), seed=5) == nested_bootstrap(x, lambda m: m.min(-1), seed=5)
+    assert bootstrap(x[0][:, 0], seed=5) != bootstrap(x[0][:, 0], seed=6)
+
+
+def test_nested_interval_covers_the_spread_across_seeds():
+    """Three seeds whose means differ by far more than their item noise: the nested interval spans
+    them, while an interval over the items of one seed is narrow around that seed's mean."""
+    rng = np.random.default_rng(4)
+    x = np.stack([rng.normal(mu, 0.1, size=1000) for mu in (0.0, 1.0, 2.0)])
+    nested = nested_bootstrap(x)
+    assert nested.kind == "nested" and nested.seeds == 3 and nested.n == 1000
+    assert nested.value == pytest.approx(x.mean())
+    assert nested.ci[0] < 0.5 and nested.ci[1] > 1.5
+    one = bootstrap(x[0])
+    assert one.ci[1] - one.ci[0] < 0.05
+
+
+def test_interval_always_contains_the_point_estimate():
+    x = np.random.default_rng(5).random((200, 8))
+    est = bootstrap(x, lambda m: m.max(-1))  # a biased statistic: the max of 8 means
+    assert est.ci[0] <= est.value <= est.ci[1]
+
+
+def test_seeds_interval_and_prompts_needed():
+    est = seeds_interval([0.1, 0.2, 0.15])
+    assert est.kind == "seeds" and est.seeds == 3
+    assert 0.1 - 1e-12 <= est.ci[0] <= est.value <= est.ci[1] <= 0.2 + 1e-12
+    wide = Estimate(0.01, (-0.02, 0.04), "bootstrap", n=100)
+    assert prompts_needed(wide) == 900  # half-width 0.03 → 0.01 needs (0.03/0.01)² = 9× the items
+
+
+@pytest.mark.parametrize("values", [np.array([]), np.array([1.0, np.nan]), {"a": np.zeros(0)}])
+def test_bad_item_values_are_refused(values):
+    with pytest.raises(ValueError):
+        bootstrap(values)
