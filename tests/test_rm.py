@@ -279,12 +279,12 @@ def test_the_held_out_curve_starts_at_the_probed_head(rms):
     assert rms.history(cfg)["eval"] == pytest.approx(correct.mean(1))
 
 
-def test_curve_is_dense_during_the_warmup():
+def test_curve_is_dense_during_the_warmup(tmp_path):
     from lib.profiles import get_profile
+    from lib.rm import RMConfig
 
-    pl = Pipeline("default")
-    rms = RewardModels(pl)
-    cfg = rms.member(0).__class__(steps=250, warmup=0.3)
+    rms = RewardModels(Pipeline("default", cache=ArtifactCache(tmp_path)))  # builds nothing
+    cfg = RMConfig(steps=250, warmup=0.3)
     assert rms.curve_steps(cfg) == [10, 20, 25, 30, 40, 50, 60, 70, 75, 100, 125, 150, 175, 200, 225, 250]
     assert get_profile("default").rm.eval_every == 25
 
