@@ -8,7 +8,8 @@ from benchmarks import cuda_check
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_the_qlora_path_check_runs_every_stage_and_records_it(tmp_path):
+def test_the_qlora_path_check_runs_every_stage_and_records_it(tmp_env):
+    tmp_path = tmp_env  # its smoke tokenizer is built in the test's cache, not the repository's
     rows = cuda_check.check("cpu", steps=2, results=tmp_path)
     names = [r["name"] for r in rows]
     for stage in ("RM training", "RL training", "WARP merge", "RL training from merged weights"):
