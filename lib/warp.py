@@ -26,11 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from transformers import PreTrainedModel
-
 from .config import SEED_STRIDE, WARPConfig
-from .lora import is_peft, lora_merged_state_dict
-from .merge import StateDict, angle_deg, global_norm, liti, merge_policies, task_vector
+from .merge import angle_deg, global_norm, liti, merge_policies, task_vector
 
 # train_run(iteration, m, init) -> {"start": weights the run started from, "theta": its final
 # weights, "history": its RL history, "key": a name for the cache (optional)}; `init` is None (the
@@ -42,19 +39,6 @@ def run_seed(base_seed: int, iteration: int, run: int) -> int:
     """The RL seed of run `run` (0-based) of iteration `iteration` (0-based):
     base_seed + 1000·iteration + run, distinct for all runs of a WARP call since M < 1000."""
     return base_seed + SEED_STRIDE * iteration + run
-
-
-def full_weights(policy: PreTrainedModel, keys: Sequence[str] | None = None) -> StateDict:
-    """The full weights of a policy (merged W + B·A·scale for a peft LoRA policy), CPU float32,
-    restricted to `keys` when given (a `ValueError` if one is missing)."""
-    state = lora_merged_state_dict(policy) if is_peft(policy) else policy.state_dict()
-    if keys is not None:
-        missing = [k for k in keys if k not in state]
-        if missing:
-            raise ValueError(f"the trained policy has no weights {missing[:3]} of the init state")
-        state = {k: state[k] for k in keys}
-    return {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone().contiguous()
-            for k, v in state.items()}
 
 
 def merge_iteration(runs: Sequence[dict], cfg: WARPConfig) -> dict:

@@ -6,12 +6,12 @@ import torch
 from toy import CFG, PROMPTS, letters
 
 from lib.config import RLConfig
-from lib.lora import is_peft, wrap_lora
+from lib.lora import is_peft, merged_state_dict, wrap_lora
 from lib.merge import global_norm, slerp, slerp_many, task_vector
 from lib.models import tiny_llama
 from lib.rl import train_policy
 from lib.sampling import sample_batch
-from lib.warp import WARPConfig, angle_deg, full_weights, merge_policies, run_seed, warp
+from lib.warp import WARPConfig, angle_deg, merge_policies, run_seed, warp
 
 TINY_RL = RLConfig(steps=2, prompts_per_step=2, k=4, lr=1e-2, max_new_tokens=6, eval_every=5,
                    anchor="ema", ema_mu=0.01, beta=0.1)
@@ -118,6 +118,12 @@ def test_lerp_shrinks_orthogonal_task_vectors_and_slerp_keeps_their_norm():
 
 
 # ---- the loop ----------------------------------------------------------------------------------
+
+def full_weights(policy, keys):
+    """A copy of the policy's full weights (`lib.lora.merged_state_dict`), on the init's keys."""
+    state = merged_state_dict(policy)
+    return {k: state[k].cpu().clone() for k in keys}
+
 
 def toy_runs(tok, sft, rl, make_policy=None, received=None, calls=None):
     """`lib.warp.warp`'s `train_run` on the toy world, uncached: each run from `init` (or the SFT
