@@ -46,10 +46,11 @@ from .warp import merge_iteration
 
 
 def rm_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
-    """Every RM: the clean and the corrupt pool and their seeded repeats (WARM §4), and the two
-    random-init controls of notebook 01, as (name, build) pairs."""
+    """Every RM: the clean and the corrupt pool and their seeded repeats (WARM §4), each trained and
+    scored on the pair sets the notebooks read, and the two random-init controls of notebook 01,
+    as (name, build) pairs."""
     rms = RewardModels(pl)
-    jobs = [(f"RM {cfg.seed} (pool {p}, corruption {c})", lambda cfg=cfg: rms.artifact(cfg))
+    jobs = [(f"RM {cfg.seed} (pool {p}, corruption {c})", lambda cfg=cfg: rms.build(cfg))
             for p in range(pl.profile.rm.n_seeds) for c in (0.0, pl.profile.rm.corruption)
             for cfg in rms.pool(c, p)]
     jobs += [(f"RM control {i}", lambda cfg=cfg: rms.artifact(cfg))
@@ -148,11 +149,13 @@ def _follow(jobs: list, every: float = 5.0) -> None:
 
 def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "local",
                  folder: str | os.PathLike | None = None, waves: tuple[str, ...] = ("prepare", *JOBS),
-                 threads: int = 1, slurm: dict | None = None) -> dict[str, list[str]]:
+                 threads: int = 1, slurm: dict | None = None,
+                 timings: dict[str, float] | None = None) -> dict[str, list[str]]:
     """Every wave in order through submitit: `prepare` as one job, each other wave as `jobs` jobs
     (a Slurm job array, or local processes), each building one shard with `threads` threads
     (`prepare`, one job, gets `threads × jobs`);
-    a wave starts when the previous one has finished. Returns the runs each wave built."""
+    a wave starts when the previous one has finished. Returns the runs each wave built; with
+    `timings`, also fills it with each wave's wall time in seconds."""
     folder = folder or cache_dir(profile) / "submitit"
     ex = submitit.AutoExecutor(folder=str(folder), cluster=executor)
     params = {"timeout_min": 24 * 60, "cpus_per_task": threads}
@@ -162,7 +165,7 @@ def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "loca
     ex.update_parameters(**params)
     built = {}
     for wave in waves:
-        n = 1 if wave == "prepare" else jobs
+        n, start = 1 if wave == "prepare" else jobs, time.perf_counter()
         per_job = threads * jobs if wave == "prepare" else threads  # one job: give it every core
         ex.update_parameters(cpus_per_task=per_job)
         futures = ex.map_array(build_shard, [profile] * n, [overrides] * n, [wave] * n, list(range(n)),
@@ -174,6 +177,8 @@ def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "loca
                 f.cancel(check=False)
             raise
         built[wave] = [name for f in futures for name in f.result()]
+        if timings is not None:
+            timings[wave] = time.perf_counter() - start
         print(f"[fanout] wave {wave}: {len(built[wave])} runs in {n} job(s)", flush=True)
     return built
 

@@ -48,7 +48,8 @@ PROFILES: dict[str, Profile] = {
                         etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
         pairs=PairsConfig(k=3, n_train_posts=60, n_validation_posts=30, n_ood_posts=30),
         rm=RMPoolConfig(n_rms=4, n_seeds=2, epochs=1.0, batch_size=8, baklava=(None, 3),
-                        probe_pairs=100, curve_posts=10, eval_every=4, eval_every_warmup=2),
+                        probe_pairs=100, curve_posts=10, eval_every=4, eval_every_warmup=2,
+                        corrupt_posts=30, corrupt_epochs=2.0),
         n_eval_posts=8,
     ),
     "default": Profile(
@@ -76,7 +77,8 @@ PROFILES: dict[str, Profile] = {
         pairs=PairsConfig(source="dataset"),
         rm=RMPoolConfig(n_rms=10, epochs=1.0, batch_size=16, warmup=0.1, lrs=(1e-5, 4e-5, 1e-4),
                         baklava=(None, 1_500, 1_000), mode="qlora", probe_pairs=4_000,
-                        curve_posts=500, eval_every=200, eval_every_warmup=50),
+                        curve_posts=500, eval_every=200, eval_every_warmup=50,
+                        corrupt_posts=None, corrupt_epochs=None),  # WARM: the whole training set
         world_check=WorldCheckConfig(n_prompts=256, pool_size=256),
         bon=BestOfNConfig(n_prompts=512, k=64),
         # Policies are QLoRA too; the paper's KL strengths (WARM: β = 0.003 clean, WARP: 0.1 with

@@ -75,13 +75,28 @@ class RewardModels:
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
         self._pairsets: dict[str, PairSet] = {}
         self._scores: dict = {}
+        self._members: dict[str, RMConfig] = {}  # fingerprint of a member's final weights -> its config
         self._template: PreTrainedModel | None = None
 
     # ---- data ---------------------------------------------------------------------------------
+    def train_posts(self, corruption: float) -> int | None:
+        """How many training posts a pool trains on (None: all): part of every key it shapes."""
+        return self.cfg.corrupt_posts if corruption else None
+
     def train_pairs(self, corruption: float) -> Dataset:
+        """The training pairs of a pool: every training post (clean), or the first
+        `rm.corrupt_posts` of them with `corruption` of their labels swapped."""
         ds = self.pl.comparisons["train"]
-        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed) \
-            if corruption else ds
+        if not corruption:
+            return ds
+        if self.train_posts(corruption) is not None:
+            posts = list(dict.fromkeys(ds["post_id"]))
+            if self.cfg.corrupt_posts > len(posts):
+                raise ValueError(f"rm.corrupt_posts = {self.cfg.corrupt_posts} but the training "
+                                 f"pairs have only {len(posts)} posts")
+            keep = set(posts[: self.cfg.corrupt_posts])
+            ds = ds.select([i for i, p in enumerate(ds["post_id"]) if p in keep])
+        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed)
 
     def pairset(self, name: str) -> PairSet:
         """Tokenized pairs by name: `train-<corruption>`, `validation`, `test_ood`, or `curve`
@@ -116,10 +131,12 @@ class RewardModels:
         return sets
 
     # ---- the pools ------------------------------------------------------------------------------
-    def steps(self) -> int:
-        """Optimizer steps of every pool member: `rm.epochs` passes over the training prompts."""
-        n_prompts = len(self.pairset("train-0.0").groups)
-        return max(1, round(self.cfg.epochs * n_prompts / self.cfg.batch_size))
+    def steps(self, corruption: float = 0.0) -> int:
+        """Optimizer steps of every member of a pool: `rm.epochs` passes over its training prompts
+        (a corrupt pool: `rm.corrupt_epochs`, if set)."""
+        n_prompts = len(self.pairset(f"train-{corruption}").groups)
+        epochs = self.cfg.corrupt_epochs if corruption and self.cfg.corrupt_epochs else self.cfg.epochs
+        return max(1, round(epochs * n_prompts / self.cfg.batch_size))
 
     def member(self, i: int, corruption: float = 0.0, pool: int = 0) -> RMConfig:
         """The i-th RM of seeded pool `pool` (seed 100·pool + i). Members 0–3 form WARM Fig. 3's
@@ -133,7 +150,7 @@ class RewardModels:
         lr, dropout, init = ladder.get(i, (c.lrs[i % len(c.lrs)],
                                            c.dropouts[(i // len(c.lrs)) % len(c.dropouts)],
                                            c.baklava[i % len(c.baklava)]))
-        steps = self.steps()
+        steps = self.steps(corruption)
         return RMConfig(seed=SEED_STRIDE * pool + i, lr=lr, dropout=dropout, init_checkpoint=init,
                         mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
                         corruption=corruption, checkpoint_steps=(steps // 2,))
@@ -158,7 +175,8 @@ class RewardModels:
         """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
         featurizer for the no-pre-training control), cached."""
         key = {"comparisons": self.pl.comparisons_key, "probe": self.probe_cfg,
-               "corruption": corruption, "random_seed": seed, "version": RM_VERSION}
+               "corruption": corruption, "train_posts": self.train_posts(corruption),
+               "random_seed": seed, "version": RM_VERSION}
 
         def build(tmp: Path) -> dict:
             model = self._random_rm(seed) if seed is not None else \
@@ -207,6 +225,7 @@ class RewardModels:
 
     def rm_key(self, cfg: RMConfig) -> dict:
         return {"comparisons": self.pl.comparisons_key, "probe": self.probe_cfg, "rm": cfg,
+                "train_posts": self.train_posts(cfg.corruption),
                 "curve": (self.cfg.curve_posts, self.curve_steps(cfg)), "version": RM_VERSION}
 
     def artifact(self, cfg: RMConfig) -> Artifact:
@@ -237,7 +256,38 @@ class RewardModels:
         if not path.exists():
             have = sorted(p.name for p in art.path.iterdir() if p.is_dir())
             raise ValueError(f"RM {art.key} has no {sub}; it keeps {have}")
-        return load_file(str(path))
+        state = load_file(str(path))
+        if checkpoint is None:  # `scores` then reads this member's cached scores
+            self._members[state_fingerprint(state)] = cfg
+        return state
+
+    def scored_splits(self, cfg: RMConfig) -> tuple[str, ...]:
+        """The pair sets a pool member is scored on once, right after training: ID validation and
+        OOD (its ranking, every accuracy), and for a corrupt RM its own training pairs
+        (memorization, notebook 02)."""
+        return ("validation", "test_ood") + ((f"train-{cfg.corruption}",) if cfg.corruption else ())
+
+    def member_scores(self, cfg: RMConfig, split: str) -> np.ndarray:
+        """The reward of every sequence of the pair set `split` under the trained RM of `cfg`: a
+        stage of its own, scored once (in the RM wave of `lib.fanout`, or on first use) with the
+        runs' thread count, so the scores do not depend on where they were computed."""
+        key = {"rm": self.rm_key(cfg), "pairset": split,
+               "curve_posts": self.cfg.curve_posts if split == "curve" else None}
+
+        def build(tmp: Path) -> dict:
+            with torch_threads(RUN_THREADS):
+                scores = sequence_scores(self.model_of(self.state(cfg), copy_=False), self.pairset(split))
+            save_file({"scores": torch.from_numpy(scores)}, str(tmp / "scores.safetensors"))
+            return {}
+
+        art = self.pl.cache.stage("rm-scores", key, build)
+        return load_file(str(art.path / "scores.safetensors"))["scores"].numpy()
+
+    def build(self, cfg: RMConfig) -> None:
+        """Train the RM of `cfg` and score it on `scored_splits`: one job of the RM wave."""
+        self.artifact(cfg)
+        for split in self.scored_splits(cfg):
+            self.member_scores(cfg, split)
 
     def history(self, cfg: RMConfig) -> dict:
         return self.artifact(cfg).meta["history"]
@@ -285,11 +335,14 @@ class RewardModels:
     def scores(self, state: dict[str, torch.Tensor], eval_set: EvalSet) -> np.ndarray:
         """Rewards (2, n) of the RM with weights `state` on the pairs of `eval_set`. Each scored
         pair set is scored once per model, memoized on the exact weights: subsets of one pair set
-        and a model reached twice (a shared endpoint, one average built in two places) are free."""
-        key = (state_fingerprint(state), eval_set.pairset)
+        and a model reached twice (a shared endpoint, one average built in two places) are free; a
+        pool member's final weights read back its cached `member_scores`."""
+        fingerprint = state_fingerprint(state)
+        key = (fingerprint, eval_set.pairset)
         if key not in self._scores:
-            self._scores[key] = sequence_scores(self.model_of(state, copy_=False),
-                                                self.pairset(eval_set.pairset))
+            member = self._members.get(fingerprint)
+            self._scores[key] = self.member_scores(member, eval_set.pairset) if member is not None else \
+                sequence_scores(self.model_of(state, copy_=False), self.pairset(eval_set.pairset))
         pairs = self.pairset(eval_set.pairset)
         return self._scores[key][pairs.seq[eval_set.rows]].T.copy()
 

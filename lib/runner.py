@@ -23,6 +23,9 @@ NOTEBOOKS = ROOT / "notebooks"
 # None where no target is set.
 TARGETS = {("smoke", "00"): 30, ("default", "all"): 3600}
 THREADS_PER_RUN = RUN_THREADS  # torch threads per run (fixed: see lib.config.RUN_THREADS)
+WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
+         "rms": "every RM trained and scored", "rl": "notebook 04's and WARP's first RL runs",
+         "warp2": "WARP's second iteration"}  # the benchmark rows of `lib.fanout`'s waves
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         print(f"[run] building the independent runs in {args.jobs} processes × {THREADS_PER_RUN} thread",
               flush=True)
-        submit_waves(profile.name, args.overrides, args.jobs, "local", threads=THREADS_PER_RUN)
+        waves: dict[str, float] = {}
+        submit_waves(profile.name, args.overrides, args.jobs, "local", threads=THREADS_PER_RUN, timings=waves)
         times["fan-out"] = time.perf_counter() - start
         print(f"[run] fan-out done in {times['fan-out']:.0f} s", flush=True)
     for i, nb in enumerate(selected, 1):
@@ -152,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     if "fan-out" in times and empty and not args.overrides:
         record_benchmark(results, name=f"fan-out of the RM and RL runs, {args.jobs} processes ({state})",
                          ours=times["fan-out"], baseline=None, unit="s", profile=profile.name)
+        for wave, seconds in waves.items():  # where the time goes, wave by wave
+            record_benchmark(results, name=f"fan-out wave {wave}, {WAVES[wave]} ({state})", ours=seconds,
+                             baseline=None, unit="s", profile=profile.name)
     if empty and not args.overrides and all(p.name[:2] in times for p in notebooks()):
         record_benchmark(results, name=f"whole run wall time, fan-out + every notebook ({state})",
                          ours=sum(times.values()), baseline=TARGETS.get((profile.name, "all")), unit="s",

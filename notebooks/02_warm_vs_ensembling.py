@@ -63,6 +63,13 @@ print({name: len(es) for name, es in subsets.items()}, f"corruption {corruption:
 # %% [markdown]
 # ## The corrupted pool
 #
+# The corrupt pools train on the first `rm.corrupt_posts` training posts (500 of 2,000 on
+# `default`) for `rm.corrupt_epochs` passes (4; the clean pools: all posts, 2 passes), with a
+# quarter of those labels swapped. Fewer posts seen more often is what lets RMs of this size
+# memorize at all: on all 2,000 posts for 2 passes they learn the signal and end *below* their
+# start on the swapped pairs (−0.03); on 1,000 posts for 4 passes, +0.003; on 500 for 4, about
+# +0.05 (development probes, one RM per learning rate). Each corrupt RM costs half a clean one.
+#
 # `train-corrupt` holds the training pairs whose label was swapped, scored against the swapped
 # label: high accuracy there means the RM *memorized* the noise. Pool 0, each member's accuracy
 # with its 95% interval over the pairs of the subset (resampled by prompt):
@@ -298,5 +305,6 @@ ch.verdicts()
 # ## Try it
 #
 # - Raise the noise, `overrides = {"rm.corruption": 0.4}`: does ENS memorize more, and WA still less?
-# - Train longer, `overrides = {"rm.epochs": 4}`: memorization needs passes over the data; watch
-#   `train-corrupt`.
+# - Memorize more, or less: `overrides = {"rm.corrupt_posts": 250, "rm.corrupt_epochs": 8}`, or
+#   `{"rm.corrupt_posts": 2000, "rm.corrupt_epochs": 2}` (the clean pools' data and budget); watch
+#   `train-corrupt` and the WA − ENS gap there.

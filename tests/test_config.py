@@ -36,6 +36,9 @@ def test_smoke_results_never_go_to_committed_results(monkeypatch):
     ({"pairs.k": 1}, r"pairs.k must be ≥ 2"),
     ({"rm.mode": "adapters"}, r"unknown rm.mode 'adapters'; valid: full, lora, qlora"),
     ({"rm.corruption": 0.6}, r"rm.corruption must be in \[0, 0.5\)"),
+    ({"rm.corrupt_posts": 0}, r"rm.corrupt_posts must be ≥ 1 or None, got 0"),
+    ({"rm.corrupt_posts": 2001}, r"rm.corrupt_posts = 2001 asks for more posts than the training pairs have \(2000"),
+    ({"rm.corrupt_epochs": 0}, r"rm.corrupt_epochs must be positive or None, got 0"),
     ({"world.source": "tldr"}, r"pairs.source 'policy' labels SFT samples with the synthetic world's annotators"),
 ])
 def test_an_rm_recipe_the_substrate_cannot_support_is_one_clear_error(overrides, message):

@@ -60,6 +60,9 @@ def test_all_notebooks_execute_on_smoke(smoke_run):
     figures = list((results / "figures").glob("*.png"))
     assert figures and all((f.with_suffix(".pdf")).exists() for f in figures)
     assert "inconclusive of" in (results / "REPORT.md").read_text()
+    bench = json.loads((results / "benchmarks.json").read_text())
+    waves = {b["name"].split()[2].rstrip(","): b["ours"] for b in bench if b["name"].startswith("fan-out wave ")}
+    assert set(waves) == {"prepare", "rms", "rl", "warp2"} and all(s > 0 for s in waves.values())
 
 
 @pytest.mark.slow

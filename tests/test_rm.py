@@ -304,3 +304,44 @@ def test_the_world_version_is_in_every_key(rms, monkeypatch):
     cfg = rms.member(0)
     assert rms.pl.cache.key("comparisons", fresh.pl.comparisons_key) != keys[0]
     assert rms.pl.cache.key("rm", fresh.rm_key(cfg)) != keys[1]
+
+
+def test_a_member_is_scored_once_and_read_back_from_the_cache(rms, monkeypatch):
+    """A pool member's scores on a pair set are a stage of their own: the first reader scores its
+    final weights, every later process reads them back."""
+    import lib.rm_pool
+
+    cfg, ood = rms.member(1), rms.eval_sets(0.0)["OOD"]
+    direct = score_pairs(rms.model_of(rms.state(cfg)), rms.pairset("test_ood"))
+    for member in rms.pool(0.0):
+        rms.artifact(member)  # trained before the count starts
+    calls = []
+    real = lib.rm_pool.sequence_scores
+    monkeypatch.setattr(lib.rm_pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    first = RewardModels(rms.pl)
+    got = first.scores(first.state(cfg), ood)
+    assert len(calls) == 1
+    np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-6)
+    again = RewardModels(rms.pl)
+    assert np.array_equal(again.scores(again.state(cfg), ood), got) and len(calls) == 1
+    assert again.ranking(0.0) == rms.ranking(0.0)
+    checkpoint = again.state(cfg, checkpoint=cfg.checkpoint_steps[0])  # not a member's final weights
+    again.scores(checkpoint, ood)
+    assert len(calls) == 2 + len(rms.pool(0.0)) - 1  # the ranking scored the pool's other members once
+
+
+def test_corrupt_pools_train_on_their_first_posts_for_their_own_epochs(rms):
+    n_posts, epochs = 20, 2.0
+    sub = RewardModels(Pipeline("smoke", {**FAST, "rm.corrupt_posts": n_posts, "rm.corrupt_epochs": epochs},
+                                cache=rms.pl.cache))
+    train = rms.pl.comparisons["train"]
+    first = list(dict.fromkeys(train["post_id"]))[:n_posts]
+    corrupt = sub.train_pairs(0.25)
+    assert list(dict.fromkeys(corrupt["post_id"])) == first
+    assert sum(corrupt["flipped"]) == round(0.25 * len(corrupt))
+    assert sub.train_pairs(0.0)["post_id"] == train["post_id"]  # the clean pools keep every post
+    bs = sub.cfg.batch_size
+    assert sub.member(0, 0.25).steps == round(epochs * n_posts / bs)
+    assert sub.member(0, 0.0).steps == rms.member(0, 0.0).steps
+    with pytest.raises(ValueError, match="rm.corrupt_posts = 10000 asks for more posts than the training pairs"):
+        Pipeline("smoke", {**FAST, "rm.corrupt_posts": 10_000}, cache=rms.pl.cache)
