@@ -162,11 +162,12 @@ class RMPoolConfig:
     # The corrupt pools train on the first `corrupt_posts` training posts (None: all of them) for
     # `corrupt_epochs` passes (None: `epochs`): fewer posts seen more often, so that the RMs can
     # memorize the swapped labels (WARM Fig. 4a) at the clean pools' compute.
-    # Measured on default (one RM of each learning rate): 500 posts × 4 epochs memorize +0.05 and
-    # +0.054 (accuracy on the swapped pairs against the swapped labels, end − start); 1,000 × 4:
-    # +0.003; all 2,000 posts × 2 epochs: −0.03, the RM learns the signal, not the noise.
+    # Measured on default (development probes, one RM each; accuracy on the swapped pairs against
+    # the swapped labels, end − start): all 2,000 posts × 2 epochs −0.03 (the RM learns the signal,
+    # not the noise); 1,000 × 4 +0.003; 500 × 4 +0.054 and +0.047, but a pool mean of only +0.012
+    # [−0.010, 0.034] in a whole default run; 500 × 6 +0.095.
     corrupt_posts: int | None = 500
-    corrupt_epochs: float | None = 4.0
+    corrupt_epochs: float | None = 6.0
 
     def __post_init__(self):
         if self.mode not in ("full", "lora", "qlora"):

@@ -64,11 +64,12 @@ print({name: len(es) for name, es in subsets.items()}, f"corruption {corruption:
 # ## The corrupted pool
 #
 # The corrupt pools train on the first `rm.corrupt_posts` training posts (500 of 2,000 on
-# `default`) for `rm.corrupt_epochs` passes (4; the clean pools: all posts, 2 passes), with a
+# `default`) for `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a
 # quarter of those labels swapped. Fewer posts seen more often is what lets RMs of this size
-# memorize at all: on all 2,000 posts for 2 passes they learn the signal and end *below* their
-# start on the swapped pairs (−0.03); on 1,000 posts for 4 passes, +0.003; on 500 for 4, about
-# +0.05 (development probes, one RM per learning rate). Each corrupt RM costs half a clean one.
+# memorize at all. On the swapped pairs, end − start: all 2,000 posts for 2 passes end *below*
+# their start (−0.03: they learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500
+# for 4 about +0.05 for one RM but +0.012 [−0.010, 0.034] for the pools' mean in a whole run; 500
+# for 6 +0.095 for one RM. Each corrupt RM costs three quarters of a clean one.
 #
 # `train-corrupt` holds the training pairs whose label was swapped, scored against the swapped
 # label: high accuracy there means the RM *memorized* the noise. Pool 0, each member's accuracy
