@@ -1,5 +1,6 @@
 import pytest
 
+import lib.config
 from lib.config import results_dir
 from lib.profiles import PROFILES, get_profile
 
@@ -24,8 +25,9 @@ def test_override_applies_to_one_field():
     assert p.sft == PROFILES["default"].sft
 
 
-def test_smoke_results_never_go_to_committed_results(monkeypatch):
+def test_smoke_results_never_go_to_committed_results(monkeypatch, tmp_path):
     monkeypatch.delenv("REPRO_RESULTS_DIR", raising=False)
+    monkeypatch.setattr(lib.config, "ROOT", tmp_path)  # results_dir creates what it returns: not in the clone
     assert results_dir("smoke") != results_dir("default")
     assert "results" == results_dir("default").name
 
