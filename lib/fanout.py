@@ -86,6 +86,9 @@ def warp2_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
 
 
 JOBS = {"rms": rm_jobs, "rl": rl_jobs, "warp2": warp2_jobs}
+WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
+         "rms": "every RM trained and scored", "rl": "notebook 04's and WARP's first RL runs",
+         "warp2": "WARP's second iteration"}  # what each wave builds, as its benchmark row says
 
 
 def prepare(pl: Pipeline) -> None:

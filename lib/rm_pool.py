@@ -89,12 +89,12 @@ class RewardModels:
         ds = self.pl.comparisons["train"]
         if not corruption:
             return ds
-        if self.train_posts(corruption) is not None:
+        n = self.train_posts(corruption)
+        if n is not None:
             posts = list(dict.fromkeys(ds["post_id"]))
-            if self.cfg.corrupt_posts > len(posts):
-                raise ValueError(f"rm.corrupt_posts = {self.cfg.corrupt_posts} but the training "
-                                 f"pairs have only {len(posts)} posts")
-            keep = set(posts[: self.cfg.corrupt_posts])
+            if n > len(posts):
+                raise ValueError(f"rm.corrupt_posts = {n} but the training pairs have only {len(posts)} posts")
+            keep = set(posts[:n])
             ds = ds.select([i for i, p in enumerate(ds["post_id"]) if p in keep])
         return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed)
 
@@ -271,8 +271,7 @@ class RewardModels:
         """The reward of every sequence of the pair set `split` under the trained RM of `cfg`: a
         stage of its own, scored once (in the RM wave of `lib.fanout`, or on first use) with the
         runs' thread count, so the scores do not depend on where they were computed."""
-        key = {"rm": self.rm_key(cfg), "pairset": split,
-               "curve_posts": self.cfg.curve_posts if split == "curve" else None}
+        key = {"rm": self.rm_key(cfg), "pairset": split}  # the RM's key holds rm.curve_posts
 
         def build(tmp: Path) -> dict:
             with torch_threads(RUN_THREADS):

@@ -23,9 +23,6 @@ NOTEBOOKS = ROOT / "notebooks"
 # None where no target is set.
 TARGETS = {("smoke", "00"): 30, ("default", "all"): 3600}
 THREADS_PER_RUN = RUN_THREADS  # torch threads per run (fixed: see lib.config.RUN_THREADS)
-WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
-         "rms": "every RM trained and scored", "rl": "notebook 04's and WARP's first RL runs",
-         "warp2": "WARP's second iteration"}  # the benchmark rows of `lib.fanout`'s waves
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -127,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[run] profile {profile.name}: results in {results}, cache in {cache.root}", flush=True)
     times: dict[str, float] = {}
     if args.jobs > 1 and not args.only:
-        from .fanout import submit_waves
+        from .fanout import WAVES, submit_waves
 
         start = time.perf_counter()
         print(f"[run] building the independent runs in {args.jobs} processes × {THREADS_PER_RUN} thread",
