@@ -1,4 +1,5 @@
-"""Weight averaging on state dicts (`dict[str, torch.Tensor]`): WA, task vectors, SLERP, LITI.
+"""Weight averaging on state dicts (`dict[str, torch.Tensor]`): WA, task vectors, SLERP, LITI; and
+the exponential moving average of a model's weights along its training (`Ema`).
 
 - WARM: θ_WA = Σ_i w_i θ_i (uniform by default).
 - WARP: task vectors δ_i = θ_i − θ_init are merged by spherical interpolation,
@@ -13,14 +14,17 @@ and return tensors in the inputs' dtype.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import re
 from collections.abc import Callable, Sequence
 
 import torch
+from transformers import PreTrainedModel
 
 from .config import WARPConfig
+from .lora import is_peft, lora_merged_state_dict, merged_lora_weights, plain_model_like
 
 StateDict = dict[str, torch.Tensor]
 
@@ -206,3 +210,51 @@ def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARP
     if len(thetas) == 2:
         return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, **angles)
     return slerp_many(theta_init, thetas, **angles)
+
+
+# ---- the EMA of a model's weights along training ------------------------------------------------
+
+class Ema:
+    """An exponential moving average of a model's weights, θ_ema ← (1−μ)·θ_ema + μ·θ after every
+    optimizer step, from θ_ema = θ_0: WARP's KL anchor for RL policies (`RLConfig.anchor`), and the
+    weights a reward model keeps (`RMConfig.ema_mu`). `model` carries the averaged weights.
+
+    Full policies: a frozen copy whose floating parameters are moved towards the policy's.
+    LoRA policies: a plain float32 model carrying the merged weights (W + B·A·scale) of the policy,
+    whose adapted layers track the EMA of the policy's *merged* weights (the base W is frozen,
+    so this is W + EMA(B·A·scale); an EMA of A and B separately would not be). For QLoRA the base
+    is the dequantized NF4 weight, so the anchor computes in float32 with the same W.
+    """
+
+    def __init__(self, policy: PreTrainedModel, mu: float):
+        self.mu, self.lora = mu, is_peft(policy)
+        if self.lora:
+            self.model = plain_model_like(policy, lora_merged_state_dict(policy))
+            keys = list(merged_lora_weights(policy))
+        else:
+            self.model = copy.deepcopy(policy).requires_grad_(False).eval()
+            keys = [n for n, p in self.model.named_parameters() if p.is_floating_point()]
+        params = dict(self.model.named_parameters())
+        self.params = {k: params[k] for k in keys}
+
+    def targets(self, policy: PreTrainedModel) -> dict[str, torch.Tensor]:
+        """The policy weights the EMA tracks (merged weights of adapted layers for LoRA)."""
+        if self.lora:
+            return merged_lora_weights(policy)
+        return {n: p.detach() for n, p in policy.named_parameters() if n in self.params}
+
+    @torch.no_grad()
+    def update(self, policy: PreTrainedModel) -> None:
+        targets = self.targets(policy)
+        keys = list(self.params)
+        torch._foreach_lerp_([self.params[k].data for k in keys], [targets[k] for k in keys], self.mu)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: p.detach().clone().contiguous() for k, p in self.params.items()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != set(self.params):
+            raise ValueError("EMA state does not match the policy's parameters")
+        for k, p in self.params.items():
+            p.data.copy_(state[k])

@@ -76,7 +76,7 @@ PROFILES: dict[str, Profile] = {
         # The human-labelled TL;DR comparisons (samples of many policies), not SFT samples.
         pairs=PairsConfig(source="dataset"),
         rm=RMPoolConfig(n_rms=10, epochs=1.0, batch_size=16, warmup=0.1, lrs=(1e-5, 4e-5, 1e-4),
-                        baklava=(None, 1_500, 1_000), mode="qlora", probe_pairs=4_000,
+                        baklava=(None, 1_500, 1_000), mode="qlora", probe_pairs=4_000, ema_mu=1.0,
                         curve_posts=500, eval_every=200, eval_every_warmup=50,
                         corrupt_posts=None, corrupt_epochs=None),  # WARM: the whole training set
         world_check=WorldCheckConfig(n_prompts=256, pool_size=256),

@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import RLConfig
-from .lora import is_peft, lora_is_fresh, lora_merged_state_dict, merged_lora_weights, plain_model_like, wrap_lora
+from .lora import is_peft, lora_is_fresh, plain_model_like, wrap_lora
+from .merge import Ema
 from .models import is_4bit
 from .rl_state import restore, state_of, trainable_named_parameters
 from .sampling import position_ids_of, sample_batch, step_seed
@@ -114,52 +115,6 @@ def reinforce_loss(logp: torch.Tensor, logp_anchor: torch.Tensor, mask: torch.Te
 
 # ---- sampling ---------------------------------------------------------------------------------
 
-# ---- the EMA anchor ------------------------------------------------------------------------
-
-class EmaAnchor:
-    """WARP's anchor: θ_ema ← (1−μ)·θ_ema + μ·θ after every optimizer step, from θ_ema = θ_0.
-
-    Full policies: a frozen copy whose floating parameters are moved towards the policy's.
-    LoRA policies: a plain float32 model carrying the merged weights (W + B·A·scale) of the policy,
-    whose adapted layers track the EMA of the policy's *merged* weights (the base W is frozen,
-    so this is W + EMA(B·A·scale); an EMA of A and B separately would not be). For QLoRA the base
-    is the dequantized NF4 weight, so the anchor computes in float32 with the same W.
-    """
-
-    def __init__(self, policy: PreTrainedModel, mu: float):
-        self.mu, self.lora = mu, is_peft(policy)
-        if self.lora:
-            self.model = plain_model_like(policy, lora_merged_state_dict(policy))
-            keys = list(merged_lora_weights(policy))
-        else:
-            self.model = copy.deepcopy(policy).requires_grad_(False).eval()
-            keys = [n for n, p in self.model.named_parameters() if p.is_floating_point()]
-        params = dict(self.model.named_parameters())
-        self.params = {k: params[k] for k in keys}
-
-    def targets(self, policy: PreTrainedModel) -> dict[str, torch.Tensor]:
-        """The policy weights the EMA tracks (merged weights of adapted layers for LoRA)."""
-        if self.lora:
-            return merged_lora_weights(policy)
-        return {n: p.detach() for n, p in policy.named_parameters() if n in self.params}
-
-    @torch.no_grad()
-    def update(self, policy: PreTrainedModel) -> None:
-        targets = self.targets(policy)
-        keys = list(self.params)
-        torch._foreach_lerp_([self.params[k].data for k in keys], [targets[k] for k in keys], self.mu)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: p.detach().clone().contiguous() for k, p in self.params.items()}
-
-    @torch.no_grad()
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if set(state) != set(self.params):
-            raise ValueError("EMA anchor state does not match the policy's parameters")
-        for k, p in self.params.items():
-            p.data.copy_(state[k])
-
-
 def has_dropout(model: torch.nn.Module) -> bool:
     """Whether train mode would drop anything: a dropout module (LoRA's included) or an attention
     dropout probability in the config."""
@@ -221,7 +176,7 @@ class References:
             self.models["start"] = None if is_peft(policy) else copy.deepcopy(policy).requires_grad_(False).eval()
         if init_state is not None:
             self.models["init"] = plain_model_like(policy, init_state)
-        self.ema = EmaAnchor(policy, cfg.ema_mu) if cfg.anchor == "ema" else None
+        self.ema = Ema(policy, cfg.ema_mu) if cfg.anchor == "ema" else None
         if self.ema is not None:
             self.models["ema"] = self.ema.model
 

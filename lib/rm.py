@@ -30,6 +30,7 @@ from transformers import (
 from . import data as D
 from .evaluate import choice_accuracy, fit_bradley_terry
 from .lora import unwrapped
+from .merge import Ema
 
 MAX_GROUP = 8  # sequences packed in one row at most; a prompt with more spans several rows
 
@@ -51,6 +52,9 @@ class RMConfig:
     checkpoint_steps: tuple[int, ...] = ()
     lora_r: int = 8
     lora_alpha: int = 16
+    # The RM is the EMA of its weights, θ_ema ← (1−μ)·θ_ema + μ·θ after every step, from the probed
+    # init: its held-out curve, checkpoints and final weights are the EMA's. 1: no averaging.
+    ema_mu: float = 1.0
 
     def __post_init__(self):
         if self.mode not in ("full", "lora", "qlora"):
@@ -60,6 +64,11 @@ class RMConfig:
                              f"{self.batch_size}, {self.lr}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"RM warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if not 0.0 < self.ema_mu <= 1.0:
+            raise ValueError(f"RM ema_mu must be in (0, 1], got {self.ema_mu}")
+        if self.ema_mu < 1.0 and self.mode != "full":
+            raise ValueError(f"an RM EMA (ema_mu {self.ema_mu} < 1) needs mode 'full', got {self.mode!r}: "
+                             "the EMA of LoRA weights is a full model, not an adapter")
 
 
 @dataclass(frozen=True)
@@ -350,10 +359,15 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
     `eval_fn(model)` (e.g. held-out accuracy, or per-pair correctness: its mean is logged) is
     called at step 0, at each of `eval_steps` and at the last step: the curve that shows whether
     fine-tuning ever falls below the probed head. The history keeps each value as returned under
-    `eval_values` and its mean under `eval`."""
+    `eval_values` and its mean under `eval`.
+
+    With `cfg.ema_mu` < 1 the RM is the EMA of its weights (`lib.merge.Ema`): `eval_fn` and
+    `on_checkpoint` see the EMA, and `model` ends with its weights."""
     rng = data_order_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
+    ema = Ema(model, cfg.ema_mu) if cfg.ema_mu < 1.0 else None
+    kept = (lambda: ema.model) if ema is not None else (lambda: model)  # the RM the run keeps
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
     n_groups = len(pairs.groups)
@@ -362,7 +376,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
                                 "eval": [], "eval_values": []}
 
     def evaluate(step: int) -> None:
-        value = np.asarray(eval_fn(model), dtype=float)
+        value = np.asarray(eval_fn(kept()), dtype=float)
         history["eval_step"].append(step)
         history["eval"].append(float(value.mean()))
         history["eval_values"].append(value)
@@ -381,6 +395,8 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
         opt.step()
         schedule.step()
         opt.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model)
         history["step"].append(step)
         history["loss"].append(loss.item())
         history["accuracy"].append(acc)
@@ -389,7 +405,9 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
             evaluate(step)
             model.train()
         if on_checkpoint is not None and step in cfg.checkpoint_steps:
-            on_checkpoint(step, model)
+            on_checkpoint(step, kept())
             model.train()
+    if ema is not None:
+        model.load_state_dict(ema.model.state_dict())
     model.eval()
     return history

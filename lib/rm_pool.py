@@ -40,7 +40,8 @@ from .rm import (
 )
 
 # Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
-RM_VERSION = 5  # 5: pairs grouped by prompt, warmup + cosine schedule, a held-out curve
+RM_VERSION = 6  # 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup +
+# cosine schedule, a held-out curve
 SEED_STRIDE = 100  # member i of seeded pool p trains with seed 100·p + i
 
 
@@ -153,7 +154,7 @@ class RewardModels:
         steps = self.steps(corruption)
         return RMConfig(seed=SEED_STRIDE * pool + i, lr=lr, dropout=dropout, init_checkpoint=init,
                         mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
-                        corruption=corruption, checkpoint_steps=(steps // 2,))
+                        corruption=corruption, checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu)
 
     def pool(self, corruption: float = 0.0, pool: int = 0) -> list[RMConfig]:
         return [self.member(i, corruption, pool) for i in range(self.cfg.n_rms)]

@@ -91,7 +91,10 @@ single
 #
 # Each RM is scored on held-out ID-validation pairs every few steps, from step 0 (the SFT
 # featurizer with the shared probed head). Below: that accuracy minus the probe's, for every RM of
-# every pool, clean and corrupt (one highlighted).
+# every pool, clean and corrupt (one highlighted). An RM is the EMA of its weights along
+# fine-tuning (μ = `rm.ema_mu`, from the probed head): the raw weights of every optimizer tried
+# dipped 1–3.4 points below the probe over the first 10–60 steps (the README's RM section), and
+# the EMA is what every notebook uses, so the curve is the EMA's.
 
 # %%
 members = [cfg for p in seeds for c in (0.0, corruption) for cfg in rms.pool(c, p)]
@@ -114,7 +117,8 @@ ch.save(fig, "02_training_curves")
 # %%
 curve_clusters = rms.pairset("curve").group
 ch.claim(id="rm-no-collapse", paper="setup", figure="02_training_curves",
-         claim="fine-tuning never falls more than 1 point below the probed head's held-out accuracy",
+         claim="fine-tuning (each RM's EMA weights) never falls more than 1 point below the probed "
+               "head's held-out accuracy",
          metric=f"max over {len(members)} RMs and their eval steps of (probe accuracy − accuracy), "
                 f"ID-validation pairs of {P.rm.curve_posts} prompts",
          estimate=bootstrap(drop, lambda m: m.max(-1), clusters=curve_clusters),
@@ -309,3 +313,5 @@ ch.verdicts()
 # - Memorize more, or less: `overrides = {"rm.corrupt_posts": 250, "rm.corrupt_epochs": 8}`, or
 #   `{"rm.corrupt_posts": 2000, "rm.corrupt_epochs": 2}` (the clean pools' data and budget); watch
 #   `train-corrupt` and the WA − ENS gap there.
+# - Keep each RM's raw weights, `overrides = {"rm.ema_mu": 1.0}`: the early dip below the probe
+#   returns in the training curves, and the RMs memorize more of the swapped labels.

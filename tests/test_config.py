@@ -41,11 +41,19 @@ def test_smoke_results_never_go_to_committed_results(monkeypatch, tmp_path):
     ({"rm.corrupt_posts": 0}, r"rm.corrupt_posts must be ≥ 1 or None, got 0"),
     ({"rm.corrupt_posts": 2001}, r"rm.corrupt_posts = 2001 asks for more posts than the training pairs have \(2000"),
     ({"rm.corrupt_epochs": 0}, r"rm.corrupt_epochs must be positive or None, got 0"),
+    ({"rm.ema_mu": 0.0}, r"rm.ema_mu must be in \(0, 1\] \(1: no EMA\), got 0.0"),
+    ({"rm.ema_mu": 1.5}, r"rm.ema_mu must be in \(0, 1\]"),
+    ({"rm.mode": "lora"}, r"rm.ema_mu = 0.03 \(an EMA of each RM's weights\) needs rm.mode 'full', got 'lora'"),
     ({"world.source": "tldr"}, r"pairs.source 'policy' labels SFT samples with the synthetic world's annotators"),
 ])
 def test_an_rm_recipe_the_substrate_cannot_support_is_one_clear_error(overrides, message):
     with pytest.raises(ValueError, match=message):
         get_profile("default", overrides)
+
+
+def test_lora_rms_without_an_ema_are_accepted_in_either_order():
+    for overrides in ({"rm.mode": "lora", "rm.ema_mu": 1.0}, {"rm.ema_mu": 1.0, "rm.mode": "lora"}):
+        assert get_profile("default", overrides).rm.mode == "lora"
 
 
 def test_overrides_may_be_json_text():

@@ -8,8 +8,9 @@ from toy import CFG, PROMPTS, letters
 
 from lib.config import RLConfig
 from lib.lora import lora_merged_state_dict, merged_state_dict, policy_for, policy_from_state
+from lib.merge import Ema
 from lib.models import save_model, tiny_llama
-from lib.rl import EmaAnchor, kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
+from lib.rl import kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
 from lib.rl_state import load_rl_state, save_rl_state
 from lib.sampling import sample_batch
 
@@ -125,7 +126,7 @@ def test_sample_batch_masks_everything_after_the_first_eos(tok):
 
 def test_ema_update_of_full_weights(tok):
     policy = tiny_llama(CFG, tok, seed=0)
-    anchor = EmaAnchor(policy, mu=0.1)
+    anchor = Ema(policy, mu=0.1)
     before = anchor.state_dict()
     with torch.no_grad():
         for p in policy.parameters():
@@ -141,7 +142,7 @@ def test_ema_update_of_a_lora_policy_is_on_merged_weights(tok):
     policy = get_peft_model(tiny_llama(CFG, tok, seed=0),
                             LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
                                        init_lora_weights=False))
-    anchor = EmaAnchor(policy, mu=0.25)
+    anchor = Ema(policy, mu=0.25)
     x = torch.randint(2, len(tok), (2, 9))
     with torch.no_grad():
         assert torch.allclose(anchor.model(x).logits, policy(input_ids=x).logits, atol=1e-5)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,7 @@ from lib.rm import (
     score_texts,
     sequence_hidden,
     sequence_scores,
+    train_reward_model,
 )
 from lib.rm_pool import RewardModels
 
@@ -254,7 +257,7 @@ def test_data_order_is_independent_of_the_label_corruption(seed):
 def test_gradient_checkpointing_trains_the_same_rm(tmp_path):
     """A memory knob, not a modelling one: same weights, and not part of any cache key."""
     fast = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.4,
-            "rm.mode": "lora", "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
+            "rm.mode": "lora", "rm.ema_mu": 1.0, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
     states = []
     for gc in (False, True):
         rms = RewardModels(Pipeline("smoke", {**fast, "gradient_checkpointing": gc},
@@ -328,6 +331,31 @@ def test_a_member_is_scored_once_and_read_back_from_the_cache(rms, monkeypatch):
     checkpoint = again.state(cfg, checkpoint=cfg.checkpoint_steps[0])  # not a member's final weights
     again.scores(checkpoint, ood)
     assert len(calls) == 2 + len(rms.pool(0.0)) - 1  # the ranking scored the pool's other members once
+
+
+def test_an_rm_with_an_ema_keeps_the_moving_average_of_its_trajectory(rms):
+    """The raw trajectory does not depend on the EMA; the EMA run's curve, checkpoint and final
+    weights are θ_ema ← (1−μ)·θ_ema + μ·θ_t over it, from the probed init."""
+    mu, cfg = 0.3, replace(rms.member(1), steps=4, warmup=0.0, checkpoint_steps=(2,), ema_mu=1.0)
+    train = rms.pairset("train-0.0")
+    raw = []
+    model = rms.build_model(replace(cfg, checkpoint_steps=(1, 2, 3, 4)))
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    train_reward_model(model, train, replace(cfg, checkpoint_steps=(1, 2, 3, 4)),
+                       on_checkpoint=lambda s, m: raw.append({k: v.clone() for k, v in m.state_dict().items()}))
+    expected = [init]
+    for theta in raw:
+        expected.append({k: (1 - mu) * expected[-1][k] + mu * theta[k] for k in init})
+    seen, kept = [], {}
+    model = rms.build_model(cfg)
+    history = train_reward_model(
+        model, train, replace(cfg, ema_mu=mu), eval_steps=(2,),
+        eval_fn=lambda m: seen.append({k: v.clone() for k, v in m.state_dict().items()}) or [0.0],
+        on_checkpoint=lambda s, m: kept.update({k: v.clone() for k, v in m.state_dict().items()}))
+    assert history["eval_step"] == [0, 2, 4]
+    for got, want in zip(seen + [kept, dict(model.state_dict())], [expected[i] for i in (0, 2, 4, 2, 4)]):
+        assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
+    assert any(not torch.allclose(expected[4][k], raw[-1][k]) for k in init)  # the EMA is not θ_T
 
 
 def test_corrupt_pools_train_on_their_first_posts_for_their_own_epochs(rms):
