@@ -66,10 +66,12 @@ print({name: len(es) for name, es in subsets.items()}, f"corruption {corruption:
 # The corrupt pools train on the first `rm.corrupt_posts` training posts (500 of 2,000 on
 # `default`) for `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a
 # quarter of those labels swapped. Fewer posts seen more often is what lets RMs of this size
-# memorize at all. On the swapped pairs, end − start: all 2,000 posts for 2 passes end *below*
-# their start (−0.03: they learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500
-# for 4 about +0.05 for one RM but +0.012 [−0.010, 0.034] for the pools' mean in a whole run; 500
-# for 6 +0.095 for one RM. Each corrupt RM costs three quarters of a clean one.
+# memorize at all. On the swapped pairs, end − start (development probes on the raw weights,
+# before each RM became the EMA of its weights, which memorizes less): all 2,000 posts for 2
+# passes end *below* their start (−0.03: they learn the signal, not the noise); 1,000 posts for 4
+# passes +0.003; 500 for 4 about +0.05 for one RM but +0.012 [−0.010, 0.034] for the pools' mean
+# in a whole run; 500 for 6 +0.095 for one RM, and +0.070 for the pools' mean (+0.057 as EMAs,
+# below). Each corrupt RM costs three quarters of a clean one.
 #
 # `train-corrupt` holds the training pairs whose label was swapped, scored against the swapped
 # label: high accuracy there means the RM *memorized* the noise. Pool 0, each member's accuracy
@@ -110,7 +112,7 @@ ax.axhline(-0.01, color="grey", ls=":", label="1 point below the probe")
 ax.plot([], [], color="C0", label="clean pools")
 ax.plot([], [], color="C3", label="corrupt pools")
 ax.set(xlabel="RM training step", ylabel="held-out accuracy − probe's (step 0)",
-       title="Held-out accuracy along fine-tuning, against the probed head")
+       title="Held-out accuracy along fine-tuning (EMA weights) vs the probe")
 ax.legend(fontsize=8)
 ch.save(fig, "02_training_curves")
 
