@@ -367,7 +367,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     ema = Ema(model, cfg.ema_mu) if cfg.ema_mu < 1.0 else None
-    kept = (lambda: ema.model) if ema is not None else (lambda: model)  # the RM the run keeps
+    kept = ema.model if ema is not None else model  # the RM the run keeps (the EMA updates in place)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
     n_groups = len(pairs.groups)
@@ -376,7 +376,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
                                 "eval": [], "eval_values": []}
 
     def evaluate(step: int) -> None:
-        value = np.asarray(eval_fn(kept()), dtype=float)
+        value = np.asarray(eval_fn(kept), dtype=float)
         history["eval_step"].append(step)
         history["eval"].append(float(value.mean()))
         history["eval_values"].append(value)
@@ -405,7 +405,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
             evaluate(step)
             model.train()
         if on_checkpoint is not None and step in cfg.checkpoint_steps:
-            on_checkpoint(step, kept())
+            on_checkpoint(step, kept)
             model.train()
     if ema is not None:
         model.load_state_dict(ema.model.state_dict())

@@ -40,8 +40,9 @@ from .rm import (
 )
 
 # Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
-RM_VERSION = 6  # 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup +
-# cosine schedule, a held-out curve
+# 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup + cosine
+# schedule, a held-out curve.
+RM_VERSION = 6
 SEED_STRIDE = 100  # member i of seeded pool p trains with seed 100·p + i
 
 

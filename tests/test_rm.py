@@ -338,11 +338,15 @@ def test_an_rm_with_an_ema_keeps_the_moving_average_of_its_trajectory(rms):
     weights are θ_ema ← (1−μ)·θ_ema + μ·θ_t over it, from the probed init."""
     mu, cfg = 0.3, replace(rms.member(1), steps=4, warmup=0.0, checkpoint_steps=(2,), ema_mu=1.0)
     train = rms.pairset("train-0.0")
+
+    def snapshot(m):
+        return {k: v.clone() for k, v in m.state_dict().items()}
+
     raw = []
     model = rms.build_model(replace(cfg, checkpoint_steps=(1, 2, 3, 4)))
-    init = {k: v.clone() for k, v in model.state_dict().items()}
+    init = snapshot(model)
     train_reward_model(model, train, replace(cfg, checkpoint_steps=(1, 2, 3, 4)),
-                       on_checkpoint=lambda s, m: raw.append({k: v.clone() for k, v in m.state_dict().items()}))
+                       on_checkpoint=lambda s, m: raw.append(snapshot(m)))
     expected = [init]
     for theta in raw:
         expected.append({k: (1 - mu) * expected[-1][k] + mu * theta[k] for k in init})
@@ -350,8 +354,8 @@ def test_an_rm_with_an_ema_keeps_the_moving_average_of_its_trajectory(rms):
     model = rms.build_model(cfg)
     history = train_reward_model(
         model, train, replace(cfg, ema_mu=mu), eval_steps=(2,),
-        eval_fn=lambda m: seen.append({k: v.clone() for k, v in m.state_dict().items()}) or [0.0],
-        on_checkpoint=lambda s, m: kept.update({k: v.clone() for k, v in m.state_dict().items()}))
+        eval_fn=lambda m: seen.append(snapshot(m)) or [0.0],
+        on_checkpoint=lambda s, m: kept.update(snapshot(m)))
     assert history["eval_step"] == [0, 2, 4]
     for got, want in zip(seen + [kept, dict(model.state_dict())], [expected[i] for i in (0, 2, 4, 2, 4)]):
         assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
