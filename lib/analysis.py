@@ -18,7 +18,7 @@ import pandas as pd
 from . import world as W
 from .evaluate import best_of_n, within_prompt_pearson
 from .merge import weight_average
-from .stats import bootstrap, nested_bootstrap
+from .stats import PerSeed, bootstrap, nested_bootstrap
 
 
 def column_intervals(values: np.ndarray, clusters=None, seeded: bool = False,
@@ -29,6 +29,17 @@ def column_intervals(values: np.ndarray, clusters=None, seeded: bool = False,
     fn = nested_bootstrap if seeded else bootstrap
     out = [fn(values[..., c], clusters=clusters, seed=seed) for c in range(values.shape[-1])]
     return tuple(np.array(x) for x in zip(*[(e.value, e.ci[0], e.ci[1]) for e in out]))
+
+
+def across_pools(eval_sets: Sequence, values: Sequence[np.ndarray]) -> tuple:
+    """Per-item values of seeded pools on one named subset, with their clusters, ready for
+    `nested_bootstrap`: stacked (seeds, items, …) when every pool was scored on the same pairs (ID
+    validation, OOD), a `PerSeed` list when each pool has its own (a corrupt pool's training
+    pairs, from its own block of posts)."""
+    first = eval_sets[0]
+    if all(es.pairset == first.pairset and np.array_equal(es.rows, first.rows) for es in eval_sets):
+        return np.stack(values), first.clusters
+    return PerSeed(values), [es.clusters for es in eval_sets]
 
 
 def bon_gold(proxy: np.ndarray, gold: np.ndarray, ns: Sequence[int]) -> np.ndarray:

@@ -155,18 +155,23 @@ class RMPoolConfig:
     baklava: tuple[int | None, ...] = (None, 90, 60)  # SFT checkpoint steps (None: final SFT)
     mode: str = "full"  # full | lora | qlora
     probe_pairs: int = 100_000  # training pairs the shared linear-probed head is fitted on (at most)
-    curve_posts: int = 250  # ID-validation posts scored along training (the no-collapse check)
+    # ID-validation posts scored along training (the no-collapse check): 470 hold over 4,000 pairs,
+    # the size of every accuracy comparison (250: 2,224 pairs).
+    curve_posts: int = 470
     eval_every: int = 25  # steps between two points of that curve
     eval_every_warmup: int = 10  # the same during the learning-rate warmup
     corruption: float = 0.25
-    # The corrupt pools train on the first `corrupt_posts` training posts (None: all of them) for
-    # `corrupt_epochs` passes (None: `epochs`): fewer posts seen more often, so that the RMs can
-    # memorize the swapped labels (WARM Fig. 4a) at the clean pools' compute.
+    # Corrupt pool p trains on its own block of `corrupt_posts` training posts, [p·n, (p+1)·n)
+    # (None: all pools on all posts), for `corrupt_epochs` passes (None: `epochs`): fewer posts seen
+    # more often, so that the RMs can memorize the swapped labels (WARM Fig. 4a). Disjoint blocks
+    # give the memorization claims distinct swapped pairs in each pool: 620 posts is the smallest
+    # block whose three hold 4,000 (1,380 + 1,338 + 1,378 on default; 600 posts: 3,959).
     # Measured on default (development probes, one RM each; accuracy on the swapped pairs against
     # the swapped labels, end − start): all 2,000 posts × 2 epochs −0.03 (the RM learns the signal,
     # not the noise); 1,000 × 4 +0.003; 500 × 4 +0.054 and +0.047, but a pool mean of only +0.012
-    # [−0.010, 0.034] in a whole default run; 500 × 6 +0.095.
-    corrupt_posts: int | None = 500
+    # [−0.010, 0.034] in a whole default run; 500 × 6 +0.095; as EMAs (μ = 0.03), 600 × 6 +0.057 and
+    # +0.095 (ID accuracy 0.590 / 0.579, the 500-post pools' level).
+    corrupt_posts: int | None = 620
     corrupt_epochs: float | None = 6.0
     # Each RM is the EMA of its weights along fine-tuning, θ_ema ← (1−μ)·θ_ema + μ·θ from the probed
     # init (1: no EMA; full fine-tuning only). Measured on default (development probes on the
@@ -373,9 +378,12 @@ class Profile:
                     key = "n_validation_posts" if split == "validation" else f"n_{split}_posts"
                     raise ValueError(f"pairs.{key} = {n} asks for more posts than the world has "
                                      f"({have}, world.n_pref_{split}); lower it or raise that")
-            if self.rm.corrupt_posts is not None and self.rm.corrupt_posts > self.pairs.n_train_posts:
-                raise ValueError(f"rm.corrupt_posts = {self.rm.corrupt_posts} asks for more posts than "
-                                 f"the training pairs have ({self.pairs.n_train_posts}, pairs.n_train_posts)")
+            blocks = self.rm.corrupt_posts * self.rm.n_seeds if self.rm.corrupt_posts is not None else 0
+            if blocks > self.pairs.n_train_posts:
+                raise ValueError(f"rm.corrupt_posts = {self.rm.corrupt_posts} for each of rm.n_seeds = "
+                                 f"{self.rm.n_seeds} corrupt pools (disjoint blocks, {blocks} posts) asks for "
+                                 f"more posts than the training pairs have ({self.pairs.n_train_posts}, "
+                                 "pairs.n_train_posts)")
 
 
 def results_dir(profile: Profile | str) -> Path:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -96,7 +98,8 @@ def prepare(pl: Pipeline) -> None:
     rms = RewardModels(pl)
     pl.sft_artifact()
     for c in (0.0, pl.profile.rm.corruption):
-        rms.head(c)
+        for block in sorted({rms.block(c, p) for p in range(pl.profile.rm.n_seeds)}):
+            rms.head(c, block=block)
     if pl.gold_key is not None:
         pl.control_rm.artifact()
 
@@ -150,6 +153,10 @@ def _follow(jobs: list, every: float = 5.0) -> None:
         time.sleep(every)
 
 
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "local",
                  folder: str | os.PathLike | None = None, waves: tuple[str, ...] = ("prepare", *JOBS),
                  threads: int = 1, slurm: dict | None = None,
@@ -166,6 +173,19 @@ def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "loca
         params |= {f"slurm_{k}": v for k, v in (slurm or {}).items() if k != "gpus_per_job" and v is not None}
         params["gpus_per_node"] = (slurm or {}).get("gpus_per_job", 0)
     ex.update_parameters(**params)
+    # A `kill` (SIGTERM) stops the jobs too, as Ctrl-C does: submitit's workers ignore SIGTERM, and
+    # left running they would go on writing into the cache.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit) if main_thread else None
+    try:
+        return _waves(ex, profile, overrides, jobs, waves, threads, timings)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _waves(ex, profile: str, overrides: dict, jobs: int, waves: tuple[str, ...], threads: int,
+           timings: dict[str, float] | None) -> dict[str, list[str]]:
     built = {}
     for wave in waves:
         n, start = 1 if wave == "prepare" else jobs, time.perf_counter()
@@ -175,7 +195,7 @@ def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "loca
                                [n] * n, [per_job] * n)
         try:
             _follow(futures)
-        except BaseException:  # Ctrl-C or a failed job: stop the wave's other jobs too
+        except BaseException:  # Ctrl-C, a kill or a failed job: stop the wave's other jobs too
             for f in futures:
                 f.cancel(check=False)
             raise

@@ -49,6 +49,7 @@ class RMConfig:
     batch_size: int = 16  # prompts per step (each with all its pairs)
     warmup: float = 0.1  # fraction of the steps with a linear warmup
     corruption: float = 0.0  # fraction of training labels flipped (WARM §4.2: 0.25)
+    train_block: int = 0  # which disjoint block of `rm.corrupt_posts` training posts a corrupt RM reads
     checkpoint_steps: tuple[int, ...] = ()
     lora_r: int = 8
     lora_alpha: int = 16
@@ -66,6 +67,8 @@ class RMConfig:
             raise ValueError(f"RM warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0.0 < self.ema_mu <= 1.0:
             raise ValueError(f"RM ema_mu must be in (0, 1], got {self.ema_mu}")
+        if self.train_block < 0:
+            raise ValueError(f"RM train_block must be ≥ 0, got {self.train_block}")
         if self.ema_mu < 1.0 and self.mode != "full":
             raise ValueError(f"an RM EMA (ema_mu {self.ema_mu} < 1) needs mode 'full', got {self.mode!r}: "
                              "the EMA of LoRA weights is a full model, not an adapter")

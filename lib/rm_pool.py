@@ -81,31 +81,45 @@ class RewardModels:
         self._template: PreTrainedModel | None = None
 
     # ---- data ---------------------------------------------------------------------------------
-    def train_posts(self, corruption: float) -> int | None:
-        """How many training posts a pool trains on (None: all): part of every key it shapes."""
-        return self.cfg.corrupt_posts if corruption else None
+    def block(self, corruption: float, pool: int) -> int:
+        """The block of training posts seeded pool `pool` trains on: its own with corrupt labels
+        and `rm.corrupt_posts` set, else 0 (every post)."""
+        return pool if corruption and self.cfg.corrupt_posts is not None else 0
 
-    def train_pairs(self, corruption: float) -> Dataset:
-        """The training pairs of a pool: every training post (clean), or the first
-        `rm.corrupt_posts` of them with `corruption` of their labels swapped."""
+    def train_posts(self, corruption: float, block: int = 0) -> tuple[int, int] | None:
+        """The training posts [start, stop) of a pool's block (None: all of them): part of every
+        key it shapes. Corrupt pool p reads posts [p·n, (p+1)·n), n = `rm.corrupt_posts`."""
+        n = self.cfg.corrupt_posts if corruption else None
+        return None if n is None else (block * n, (block + 1) * n)
+
+    def train_split(self, corruption: float, block: int = 0) -> str:
+        """The name of a pool's training pair set: `train-<corruption>`, with `-b<block>` when the
+        corrupt pools train on disjoint blocks of posts."""
+        return f"train-{corruption}" + ("" if self.train_posts(corruption, block) is None else f"-b{block}")
+
+    def train_pairs(self, corruption: float, block: int = 0) -> Dataset:
+        """The training pairs of a pool: every training post (clean), or the posts of its block
+        (`train_posts`) with `corruption` of their labels swapped."""
         ds = self.pl.comparisons["train"]
         if not corruption:
             return ds
-        n = self.train_posts(corruption)
-        if n is not None:
+        span = self.train_posts(corruption, block)
+        if span is not None:
             posts = list(dict.fromkeys(ds["post_id"]))
-            if n > len(posts):
-                raise ValueError(f"rm.corrupt_posts = {n} but the training pairs have only {len(posts)} posts")
-            keep = set(posts[:n])
+            if span[1] > len(posts):
+                raise ValueError(f"rm.corrupt_posts = {self.cfg.corrupt_posts}: block {block} needs posts "
+                                 f"[{span[0]}, {span[1]}) but the training pairs have only {len(posts)} posts")
+            keep = set(posts[span[0]:span[1]])
             ds = ds.select([i for i, p in enumerate(ds["post_id"]) if p in keep])
         return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed)
 
     def pairset(self, name: str) -> PairSet:
-        """Tokenized pairs by name: `train-<corruption>`, `validation`, `test_ood`, or `curve`
-        (the first `rm.curve_posts` ID-validation prompts, scored along training)."""
+        """Tokenized pairs by name: a training split (`train_split`), `validation`, `test_ood`, or
+        `curve` (the first `rm.curve_posts` ID-validation prompts, scored along training)."""
         if name not in self._pairsets:
             if name.startswith("train-"):
-                ds = self.train_pairs(float(name.split("-", 1)[1]))
+                corruption, _, block = name.split("-", 1)[1].partition("-b")
+                ds = self.train_pairs(float(corruption), int(block or 0))
             elif name == "curve":
                 val = self.pl.comparisons["validation"]
                 posts = list(dict.fromkeys(val["post_id"]))[: self.cfg.curve_posts]
@@ -116,16 +130,18 @@ class RewardModels:
             self._pairsets[name] = PairSet(self.pl.tokenizer, ds, self.pl.profile.model.max_length)
         return self._pairsets[name]
 
-    def eval_sets(self, corruption: float = 0.0) -> dict[str, EvalSet]:
-        """WARM Fig. 4's subsets, every pair of each: train-corrupt (the flipped training pairs,
-        against their flipped labels: memorization), train-clean, ID validation, OOD."""
-        train = self.pairset(f"train-{corruption}")
+    def eval_sets(self, corruption: float = 0.0, pool: int = 0) -> dict[str, EvalSet]:
+        """WARM Fig. 4's subsets, every pair of each: train-corrupt (the flipped training pairs of
+        the pool's block, against their flipped labels: memorization), train-clean, ID validation,
+        OOD (the last two shared by every pool)."""
+        split = self.train_split(corruption, self.block(corruption, pool))
+        train = self.pairset(split)
         flipped = train.flipped if train.flipped is not None else np.zeros(train.n, bool)
         out = {}
         if corruption:
             out["train-corrupt"] = np.flatnonzero(flipped)
         out["train-clean"] = np.flatnonzero(~flipped)
-        sets = {name: EvalSet(name, f"train-{corruption}", rows, train.choice[rows], train.group[rows])
+        sets = {name: EvalSet(name, split, rows, train.choice[rows], train.group[rows])
                 for name, rows in out.items()}
         for name, split in (("ID val", "validation"), ("OOD", "test_ood")):
             ps = self.pairset(split)
@@ -133,10 +149,10 @@ class RewardModels:
         return sets
 
     # ---- the pools ------------------------------------------------------------------------------
-    def steps(self, corruption: float = 0.0) -> int:
+    def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
         """Optimizer steps of every member of a pool: `rm.epochs` passes over its training prompts
         (a corrupt pool: `rm.corrupt_epochs`, if set)."""
-        n_prompts = len(self.pairset(f"train-{corruption}").groups)
+        n_prompts = len(self.pairset(self.train_split(corruption, self.block(corruption, pool))).groups)
         epochs = self.cfg.corrupt_epochs if corruption and self.cfg.corrupt_epochs else self.cfg.epochs
         return max(1, round(epochs * n_prompts / self.cfg.batch_size))
 
@@ -152,10 +168,11 @@ class RewardModels:
         lr, dropout, init = ladder.get(i, (c.lrs[i % len(c.lrs)],
                                            c.dropouts[(i // len(c.lrs)) % len(c.dropouts)],
                                            c.baklava[i % len(c.baklava)]))
-        steps = self.steps(corruption)
+        steps = self.steps(corruption, pool)
         return RMConfig(seed=SEED_STRIDE * pool + i, lr=lr, dropout=dropout, init_checkpoint=init,
                         mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
-                        corruption=corruption, checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu)
+                        corruption=corruption, train_block=self.block(corruption, pool),
+                        checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu)
 
     def pool(self, corruption: float = 0.0, pool: int = 0) -> list[RMConfig]:
         return [self.member(i, corruption, pool) for i in range(self.cfg.n_rms)]
@@ -173,17 +190,17 @@ class RewardModels:
         return [members[i] for i in self.ranking(corruption, pool)]
 
     # ---- stages ---------------------------------------------------------------------------------
-    def head(self, corruption: float = 0.0, seed: int | None = None) -> dict[str, torch.Tensor]:
+    def head(self, corruption: float = 0.0, seed: int | None = None, block: int = 0) -> dict[str, torch.Tensor]:
         """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
-        featurizer for the no-pre-training control), cached."""
+        featurizer for the no-pre-training control), fit on the training pairs of `block`, cached."""
         key = {"comparisons": self.pl.comparisons_key, "probe": self.probe_cfg,
-               "corruption": corruption, "train_posts": self.train_posts(corruption),
+               "corruption": corruption, "train_posts": self.train_posts(corruption, block),
                "random_seed": seed, "version": RM_VERSION}
 
         def build(tmp: Path) -> dict:
             model = self._random_rm(seed) if seed is not None else \
                 reward_model_from(self.pl.model_path("sft"), None)
-            head = fit_linear_probe(model, self.pairset(f"train-{corruption}"), self.probe_cfg)
+            head = fit_linear_probe(model, self.pairset(self.train_split(corruption, block)), self.probe_cfg)
             save_file(head, str(tmp / "head.safetensors"))
             return {}
 
@@ -200,9 +217,9 @@ class RewardModels:
         """The RM of `cfg` before fine-tuning: featurizer init + shared head (+ LoRA)."""
         if cfg.random_init:
             model = self._random_rm(cfg.seed)
-            model.score.load_state_dict(self.head(cfg.corruption, seed=cfg.seed))
+            model.score.load_state_dict(self.head(cfg.corruption, seed=cfg.seed, block=cfg.train_block))
             return model
-        head, device = self.head(cfg.corruption), self.pl.profile.device
+        head, device = self.head(cfg.corruption, block=cfg.train_block), self.pl.profile.device
         path = self.pl.model_path("sft", cfg.init_checkpoint)
         if cfg.mode == "full":
             return reward_model_from(path, head, cfg.dropout).to(device)
@@ -227,7 +244,7 @@ class RewardModels:
 
     def rm_key(self, cfg: RMConfig) -> dict:
         return {"comparisons": self.pl.comparisons_key, "probe": self.probe_cfg, "rm": cfg,
-                "train_posts": self.train_posts(cfg.corruption),
+                "train_posts": self.train_posts(cfg.corruption, cfg.train_block),
                 "curve": (self.cfg.curve_posts, self.curve_steps(cfg)), "version": RM_VERSION}
 
     def artifact(self, cfg: RMConfig) -> Artifact:
@@ -238,7 +255,7 @@ class RewardModels:
             curve = self.pairset("curve")
             with torch_threads(RUN_THREADS):  # results independent of where the run is built
                 history = train_reward_model(
-                    model, self.pairset(f"train-{cfg.corruption}"), cfg,
+                    model, self.pairset(self.train_split(cfg.corruption, cfg.train_block)), cfg,
                     eval_fn=lambda m: self.correct(sequence_scores(m, curve)[curve.seq].T, curve.choice),
                     eval_steps=self.curve_steps(cfg),
                     on_checkpoint=lambda s, m: save_rm(m, tmp / f"checkpoint-{s}"),
@@ -267,7 +284,8 @@ class RewardModels:
         """The pair sets a pool member is scored on once, right after training: ID validation and
         OOD (its ranking, every accuracy), and for a corrupt RM its own training pairs
         (memorization, notebook 02)."""
-        return ("validation", "test_ood") + ((f"train-{cfg.corruption}",) if cfg.corruption else ())
+        own = (self.train_split(cfg.corruption, cfg.train_block),) if cfg.corruption else ()
+        return ("validation", "test_ood") + own
 
     def member_scores(self, cfg: RMConfig, split: str) -> np.ndarray:
         """The reward of every sequence of the pair set `split` under the trained RM of `cfg`: a
@@ -300,10 +318,11 @@ class RewardModels:
         correct = load_file(str(art.path / "curve.safetensors"))["correct"].numpy().astype(float)
         return np.asarray(art.meta["history"]["eval_step"]), correct
 
-    def probe_state(self, corruption: float = 0.0) -> dict[str, torch.Tensor]:
+    def probe_state(self, corruption: float = 0.0, pool: int = 0) -> dict[str, torch.Tensor]:
         """Full weights of the final SFT featurizer with the shared probed head: every RM of the
         pool that starts from the final SFT model, at step 0."""
-        return merged_state_dict(reward_model_from(self.pl.model_path("sft"), self.head(corruption)))
+        head = self.head(corruption, block=self.block(corruption, pool))
+        return merged_state_dict(reward_model_from(self.pl.model_path("sft"), head))
 
     def initial_state(self, cfg: RMConfig) -> dict[str, torch.Tensor]:
         """Full weights of the RM of `cfg` at step 0: its featurizer init and the probed head."""

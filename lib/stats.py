@@ -11,7 +11,8 @@ statistic (a percentile interval, Efron & Tibshirani 1993).
   items for both, so what they agree on cancels (the statistic is a function of both means).
 - Seeds: with independently seeded repeats (RM pools, RL runs), the nested bootstrap resamples the
   seeds with replacement and, within a replicate, the items (the same items for every seed when
-  the seeds share an evaluation set), and averages the statistic over the drawn seeds. The interval
+  the seeds share an evaluation set; each seed's own items when they do not, e.g. the training
+  pairs of pools trained on disjoint data), and averages the statistic over the drawn seeds. The interval
   then covers the spread across seeds as well as within them. With 3 seeds it is coarse: it is
   roughly the range of the per-seed values, widened by their item noise.
 
@@ -83,30 +84,50 @@ def _as_items(values: np.ndarray, clusters) -> tuple[np.ndarray, np.ndarray]:
     return sums, np.bincount(inverse).astype(float)
 
 
-def _samples(values, clusters, seeded: bool) -> tuple[dict, dict, bool]:
-    """Named samples of item values as float arrays (seeds, items, stats), with their clusters.
-    One array is the sample "" (and `reduce` then gets its means directly)."""
+class PerSeed(list):
+    """Item values of seeded repeats that each have their own evaluation items (e.g. the training
+    pairs of pools trained on disjoint data): one array (items_s[, stats]) per seed, for
+    `nested_bootstrap`, which then resamples each seed's items on their own."""
+
+
+def _samples(values, clusters, seeded: bool) -> tuple[dict, dict, dict, bool]:
+    """Named samples of item values as lists of float arrays (items, stats), one per seed, with
+    their clusters (one per seed) and whether the seeds share their items. One array is the
+    sample "" (and `reduce` then gets its means directly)."""
     single = not isinstance(values, dict)
     values = {"": values} if single else dict(values)
     clusters = {k: clusters for k in values} if single or not isinstance(clusters, dict) \
         else {k: clusters.get(k) for k in values}
-    out = {}
+    out, shared = {}, {}
     for name, v in values.items():
-        v = np.asarray(v, dtype=float)
-        v = v[None] if not seeded else v
-        if v.ndim == 2:
-            v = v[..., None]
-        if v.ndim != 3:
-            shape = "(seeds, items[, stats])" if seeded else "(items[, stats])"
+        where = f" in {name!r}" if name else ""
+        shared[name] = not isinstance(v, PerSeed)
+        if not (shared[name] or seeded):
+            raise ValueError(f"per-seed items{where} need nested_bootstrap")
+        arrays = [np.asarray(x, dtype=float) for x in v] if not shared[name] else \
+            list(np.asarray(v, dtype=float)[None] if not seeded else np.asarray(v, dtype=float))
+        if not arrays:
+            raise ValueError(f"an interval needs at least one seed{where}")
+        arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+        if any(a.ndim != 2 for a in arrays):
+            shape = "(seeds, items[, stats]) or PerSeed of (items[, stats])" if seeded else "(items[, stats])"
             raise ValueError(f"item values {name!r} must be {shape}, got shape {np.shape(values[name])}")
-        if v.shape[1] == 0:
-            raise ValueError(f"an interval needs at least one evaluation item{f' in {name!r}' if name else ''}")
-        if not np.all(np.isfinite(v)):
+        if any(a.shape[0] == 0 for a in arrays):
+            raise ValueError(f"an interval needs at least one evaluation item{where}")
+        if not all(np.all(np.isfinite(a)) for a in arrays):
             raise ValueError(f"item values{f' {name!r}' if name else ''} must be finite")
-        out[name] = v
-    if len({v.shape[0] for v in out.values()}) != 1:
+        c = clusters[name]
+        if shared[name]:
+            clusters[name] = [c] * len(arrays)
+        else:
+            clusters[name] = [None] * len(arrays) if c is None else list(c)
+            if len(clusters[name]) != len(arrays):
+                raise ValueError(f"one cluster array per seed expected{where}: {len(clusters[name])} "
+                                 f"for {len(arrays)} seeds")
+        out[name] = arrays
+    if len({len(v) for v in out.values()}) != 1:
         raise ValueError("every sample needs the same number of seeds")
-    return out, clusters, single
+    return out, clusters, shared, single
 
 
 def _weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
@@ -126,19 +147,24 @@ def _interval(replicates: np.ndarray, value: float) -> tuple[float, float]:
 
 
 def _resample(values, reduce, clusters, n_boot: int, seed: int, seeded: bool):
-    samples, clusters, single = _samples(values, clusters, seeded)
+    samples, clusters, shared, single = _samples(values, clusters, seeded)
     rng = np.random.default_rng(seed)
-    n_seeds = next(iter(samples.values())).shape[0]
-    full, boot = {}, {}
-    for name, v in samples.items():
-        parts = [_as_items(v[s], clusters[name]) for s in range(n_seeds)]
-        sums, counts = np.stack([p[0] for p in parts]), parts[0][1]  # (seeds, clusters, stats)
-        full[name] = sums.sum(1) / counts.sum()  # (seeds, stats)
-        w = _weights(rng, len(counts), n_boot)  # one draw of the items for every seed
-        boot[name] = np.einsum("bc,sck->bsk", w, sums) / (w @ counts)[:, None, None]
+    n_seeds = len(next(iter(samples.values())))
+    full, boot, n_items = {}, {}, 0
+    for name, arrays in samples.items():
+        parts = [_as_items(v, c) for v, c in zip(arrays, clusters[name])]
+        full[name] = np.stack([sums.sum(0) / counts.sum() for sums, counts in parts])  # (seeds, stats)
+        if shared[name]:
+            sums, counts = np.stack([p[0] for p in parts]), parts[0][1]  # (seeds, clusters, stats)
+            w = _weights(rng, len(counts), n_boot)  # one draw of the items for every seed
+            boot[name] = np.einsum("bc,sck->bsk", w, sums) / (w @ counts)[:, None, None]
+            n_items += arrays[0].shape[0]
+        else:  # each seed's own items, drawn on their own
+            draws = [(_weights(rng, len(counts), n_boot), sums, counts) for sums, counts in parts]
+            boot[name] = np.stack([w @ sums / (w @ counts)[:, None] for w, sums, counts in draws], 1)
+            n_items += sum(a.shape[0] for a in arrays)
     reduce = reduce or (lambda m: m[..., 0])
     apply = (lambda m: reduce(m[""])) if single else reduce
-    n_items = sum(v.shape[1] for v in samples.values())
     return apply(full), apply(boot), n_seeds, n_items, rng
 
 
@@ -158,10 +184,13 @@ def bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot: int =
 
 def nested_bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot: int = N_BOOT,
                      seed: int = 0) -> Estimate:
-    """Like `bootstrap`, over independently seeded repeats that share their evaluation items:
-    each array is (seeds, items) or (seeds, items, stats). Each replicate draws the seeds with
-    replacement and the items (clusters) once for all of them, and averages the statistic over the
-    drawn seeds; the point estimate is the mean over seeds of the statistic."""
+    """Like `bootstrap`, over independently seeded repeats. Seeds that share their evaluation
+    items give an array (seeds, items) or (seeds, items, stats), and `clusters` one array for all;
+    seeds with their own items give a `PerSeed` list of arrays (items_s[, stats]), and `clusters` a
+    list of per-seed arrays. Each replicate draws the seeds with replacement and the items
+    (clusters): shared items once for all seeds, a seed's own items on their own; it averages the
+    statistic over the drawn seeds. The point estimate is the mean over seeds of the statistic,
+    and `n` counts the distinct items."""
     full, boot, n_seeds, n_items, rng = _resample(values, reduce, clusters, n_boot, seed, seeded=True)
     chosen = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
     replicates = np.take_along_axis(np.asarray(boot), chosen, axis=1).mean(1)

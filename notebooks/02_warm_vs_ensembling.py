@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib.analysis import column_intervals, disjoint_pairs, wa_minus_ens, warm_by_m
+from lib.analysis import across_pools, column_intervals, disjoint_pairs, wa_minus_ens, warm_by_m
 from lib.merge import weight_average
 from lib.notebook import Chapter
 from lib.plots import line_with_band
@@ -57,21 +57,26 @@ ch = Chapter("02", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
 corruption, seeds = P.rm.corruption, range(P.rm.n_seeds)
-subsets = rms.eval_sets(corruption)
-print({name: len(es) for name, es in subsets.items()}, f"corruption {corruption:.0%}, {len(seeds)} pools")
+subsets = {p: rms.eval_sets(corruption, p) for p in seeds}  # the training subsets: each pool's own posts
+names = list(subsets[0])
+print({name: [len(subsets[p][name]) for p in seeds] for name in names},
+      f"pairs per pool, corruption {corruption:.0%}, {len(seeds)} pools")
 
 # %% [markdown]
 # ## The corrupted pool
 #
-# The corrupt pools train on the first `rm.corrupt_posts` training posts (500 of 2,000 on
-# `default`) for `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a
-# quarter of those labels swapped. Fewer posts seen more often is what lets RMs of this size
-# memorize at all. On the swapped pairs, end − start (development probes on the raw weights,
-# before each RM became the EMA of its weights, which memorizes less): all 2,000 posts for 2
-# passes end *below* their start (−0.03: they learn the signal, not the noise); 1,000 posts for 4
-# passes +0.003; 500 for 4 about +0.05 for one RM but +0.012 [−0.010, 0.034] for the pools' mean
-# in a whole run; 500 for 6 +0.095 for one RM, and +0.070 for the pools' mean (+0.057 as EMAs,
-# below). Each corrupt RM costs three quarters of a clean one.
+# Each corrupt pool trains on its own block of `rm.corrupt_posts` training posts (620 of 2,000 on
+# `default`: pool 0 reads posts 0–619, pool 1 620–1,239, pool 2 1,240–1,859) for
+# `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a quarter of those
+# labels swapped. Fewer posts seen more often is what lets RMs of this size memorize at all; the
+# disjoint blocks give the memorization claims three sets of swapped pairs instead of one (4,096
+# in all; 620 posts is the smallest block for which the three hold 4,000), each resampled on its
+# own in the intervals. On the swapped pairs, end − start (development probes,
+# one RM each unless said): all 2,000 posts for 2 passes end *below* their start (−0.03: they
+# learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500 for 4 about +0.05 for one
+# RM but +0.012 [−0.010, 0.034] for the pools' mean in a whole run; 500 for 6 +0.095 for one RM on
+# raw weights, +0.057 for the pools' mean as EMAs; 600 for 6 as EMAs +0.057 and +0.095 for two
+# RMs. Each corrupt RM costs about 0.93 of a clean one.
 #
 # `train-corrupt` holds the training pairs whose label was swapped, scored against the swapped
 # label: high accuracy there means the RM *memorized* the noise. Pool 0, each member's accuracy
@@ -80,10 +85,10 @@ print({name: len(es) for name, es in subsets.items()}, f"corruption {corruption:
 # %%
 pools = {p: rms.pool(corruption, p) for p in seeds}
 states = {p: [rms.state(cfg) for cfg in pools[p]] for p in seeds}
-correct = {p: [{name: rms.correct(rms.scores(s, es), es) for name, es in subsets.items()}
+correct = {p: [{name: rms.correct(rms.scores(s, es), es) for name, es in subsets[p].items()}
                for s in states[p]] for p in seeds}
-single = pd.DataFrame([{name: format(bootstrap(c[name], clusters=subsets[name].clusters), ".3f")
-                        for name in subsets} for c in correct[0]],
+single = pd.DataFrame([{name: format(bootstrap(c[name], clusters=subsets[0][name].clusters), ".3f")
+                        for name in names} for c in correct[0]],
                       index=[f"RM {i} (lr {c.lr:g}, dropout {c.dropout}, init {c.init_checkpoint or 'final'})"
                              for i, c in enumerate(pools[0])])
 single
@@ -131,15 +136,16 @@ ch.claim(id="rm-no-collapse", paper="setup", figure="02_training_curves",
 # swapped labels, at the end of training minus at step 0 (its init with the probed head).
 
 # %%
-tc = subsets["train-corrupt"]
-start = {p: np.mean([rms.correct(rms.scores(rms.initial_state(cfg), tc), tc) for cfg in pools[p]], 0)
+tc = [subsets[p]["train-corrupt"] for p in seeds]
+start = {p: np.mean([rms.correct(rms.scores(rms.initial_state(cfg), tc[p]), tc[p]) for cfg in pools[p]], 0)
          for p in seeds}
-learned = np.stack([np.mean([c["train-corrupt"] for c in correct[p]], 0) - start[p] for p in seeds])
+learned, learned_clusters = across_pools(tc, [np.mean([c["train-corrupt"] for c in correct[p]], 0) - start[p]
+                                              for p in seeds])
 ch.claim(id="rm-memorizes-corrupt", paper="WARM", figure="Fig. 4a (02_wa_vs_ens_lambda)",
          claim="RMs trained on corrupted labels memorize them (accuracy on the flipped pairs, "
                "against the flipped labels, rises during training)",
          metric=f"mean over each pool's {P.rm.n_rms} corrupt RMs of train-corrupt accuracy, end − step 0",
-         estimate=nested_bootstrap(learned, clusters=tc.clusters), threshold=0.0, direction=">")
+         estimate=nested_bootstrap(learned, clusters=learned_clusters), threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## WA and ENS along λ on the four subsets (Fig. 4)
@@ -150,11 +156,11 @@ ch.claim(id="rm-memorizes-corrupt", paper="WARM", figure="Fig. 4a (02_wa_vs_ens_
 lambdas = np.linspace(0, 1, 5)
 val_acc = [c["ID val"].mean() for c in correct[0]]
 i, j = (int(k) for k in np.argsort(val_acc, kind="stable")[::-1][:2])
-interp = {name: rms.interpolation(states[0][i], states[0][j], es, lambdas) for name, es in subsets.items()}
-fig, axes = plt.subplots(1, len(subsets), figsize=(4 * len(subsets), 3.4))
+interp = {name: rms.interpolation(states[0][i], states[0][j], es, lambdas) for name, es in subsets[0].items()}
+fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4))
 for ax, (name, c) in zip(axes, interp.items()):
     for k, style in (("WA", "o-"), ("ENS", "s--")):
-        line_with_band(ax, lambdas, *column_intervals(c[k].T, subsets[name].clusters), label=k, style=style)
+        line_with_band(ax, lambdas, *column_intervals(c[k].T, subsets[0][name].clusters), label=k, style=style)
     ax.plot(lambdas, c["diag"].mean(1), ":", color="grey", label="diagonal")
     ax.set(xlabel="interpolating coefficient λ", ylabel="accuracy", title=name)
 axes[0].legend()
@@ -171,11 +177,13 @@ print(f"pair: RMs {i} and {j} of pool 0")
 
 # %%
 pairs = disjoint_pairs(P.rm.n_rms)
-diffs = {p: wa_minus_ens(rms, states[p], subsets, pairs) for p in seeds}  # subset -> (model pairs, eval pairs)
-fig, axes = plt.subplots(1, len(subsets), figsize=(4 * len(subsets), 3.2), sharey=True)
+diffs = {p: wa_minus_ens(rms, states[p], subsets[p], pairs) for p in seeds}  # subset -> (model pairs, eval pairs)
+per_seed = {name: across_pools([subsets[p][name] for p in seeds], [diffs[p][name].mean(0) for p in seeds])
+            for name in names}  # subset -> (values, clusters)
+fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), sharey=True)
 limit = max(0.02, max(np.abs(d.mean(1)).max() for dp in diffs.values() for d in dp.values())) * 1.05
-for ax, name in zip(axes, subsets):
-    est = nested_bootstrap(np.stack([diffs[p][name].mean(0) for p in seeds]), clusters=subsets[name].clusters)
+for ax, name in zip(axes, names):
+    est = nested_bootstrap(per_seed[name][0], clusters=per_seed[name][1])
     ax.hist(np.concatenate([diffs[p][name].mean(1) for p in seeds]), bins=np.linspace(-limit, limit, 21))
     ax.axvline(0, color="k", lw=0.8)
     ax.axvspan(*est.ci, color="C3", alpha=0.2, label=f"mean, 95% interval: {est:+.3f}")
@@ -184,22 +192,20 @@ for ax, name in zip(axes, subsets):
 ch.save(fig, "02_wa_minus_ens_hist")
 
 # %%
-per_seed = {name: np.stack([diffs[p][name].mean(0) for p in seeds]) for name in subsets}
-clusters = {name: es.clusters for name, es in subsets.items()}
 ch.claim(id="warm-less-memorization", paper="WARM", figure="Fig. 4a, 5 (02_wa_minus_ens_hist)",
          claim="WA memorizes corrupted labels less than ENS (lower accuracy on train-corrupt vs the swapped labels)",
          metric="mean over each pool's disjoint pairs of RMs of WA − ENS accuracy on train-corrupt",
-         estimate=nested_bootstrap(per_seed["train-corrupt"], clusters=clusters["train-corrupt"]),
+         estimate=nested_bootstrap(per_seed["train-corrupt"][0], clusters=per_seed["train-corrupt"][1]),
          threshold=0.0, direction="<")
 order = ["train-corrupt", "train-clean", "OOD"]
 ch.claim(id="warm-gain-grows-to-ood", paper="WARM", figure="Fig. 5 (02_wa_minus_ens_hist)",
          claim="the WA − ENS gain grows from train to OOD (train-corrupt < train-clean < OOD)",
          metric="min(Δclean − Δcorrupt, ΔOOD − Δclean), "
                 "Δ = mean WA − ENS accuracy over a pool's disjoint pairs",
-         estimate=nested_bootstrap({k: per_seed[k] for k in order},
+         estimate=nested_bootstrap({k: per_seed[k][0] for k in order},
                                    lambda m: np.minimum(m["train-clean"][..., 0] - m["train-corrupt"][..., 0],
                                                         m["OOD"][..., 0] - m["train-clean"][..., 0]),
-                                   clusters={k: clusters[k] for k in order}),
+                                   clusters={k: per_seed[k][1] for k in order}),
          threshold=0.0, direction=">")
 
 # %% [markdown]
@@ -210,7 +216,7 @@ ch.claim(id="warm-gain-grows-to-ood", paper="WARM", figure="Fig. 5 (02_wa_minus_
 # pool 0's.
 
 # %%
-ood = subsets["OOD"]
+ood = subsets[0]["OOD"]
 ranked = {p: [states[p][k] for k in rms.ranking(corruption, p)] for p in seeds}
 best_first = np.stack([warm_by_m(rms, ranked[p], ood) for p in seeds])  # (pools, pairs, M)
 orders = {"random": [states[0][k] for k in np.random.default_rng(0).permutation(len(states[0]))],
@@ -313,7 +319,8 @@ ch.verdicts()
 #
 # - Raise the noise, `overrides = {"rm.corruption": 0.4}`: does ENS memorize more, and WA still less?
 # - Memorize more, or less: `overrides = {"rm.corrupt_posts": 250, "rm.corrupt_epochs": 8}`, or
-#   `{"rm.corrupt_posts": 2000, "rm.corrupt_epochs": 2}` (the clean pools' data and budget); watch
+#   `{"rm.corrupt_posts": None, "rm.corrupt_epochs": None}` (every pool on all posts, the clean
+#   pools' budget); watch
 #   `train-corrupt` and the WA − ENS gap there.
 # - Keep each RM's raw weights, `overrides = {"rm.ema_mu": 1.0}`: the early dip below the probe
 #   returns in the training curves, and the RMs memorize more of the swapped labels.

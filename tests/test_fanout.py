@@ -81,3 +81,44 @@ def test_an_artifact_finished_meanwhile_by_another_process_is_kept(tmp_path):
 def test_a_bad_shard_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="shard"):
         fanout.parse_shard(bad)
+
+
+def test_a_kill_of_the_runner_cancels_the_jobs_of_the_wave(monkeypatch, tmp_path):
+    """submitit's workers ignore SIGTERM: a `kill` of the runner must cancel them, as Ctrl-C does,
+    or they go on writing into the cache. The fake jobs never finish; reading their log sends the
+    runner a SIGTERM."""
+    import os
+    import signal
+
+    class Job:
+        cancelled = False
+
+        def done(self):
+            return False
+
+        def stdout(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return ""
+
+        def cancel(self, check=True):
+            self.cancelled = True
+
+    jobs = [Job(), Job()]
+
+    class Executor:
+        def __init__(self, **kwargs):
+            pass
+
+        def update_parameters(self, **kwargs):
+            pass
+
+        def map_array(self, fn, *args):
+            return jobs
+
+    monkeypatch.setattr(fanout.submitit, "AutoExecutor", Executor)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stop:
+        fanout.submit_waves("smoke", {}, 2, folder=tmp_path, waves=("rms",))
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert all(job.cancelled for job in jobs)
+    assert signal.getsignal(signal.SIGTERM) is before  # the runner's own handling is restored

@@ -362,18 +362,29 @@ def test_an_rm_with_an_ema_keeps_the_moving_average_of_its_trajectory(rms):
     assert any(not torch.allclose(expected[4][k], raw[-1][k]) for k in init)  # the EMA is not θ_T
 
 
-def test_corrupt_pools_train_on_their_first_posts_for_their_own_epochs(rms):
+def test_corrupt_pools_train_on_disjoint_blocks_of_posts_for_their_own_epochs(rms):
     n_posts, epochs = 20, 2.0
     sub = RewardModels(Pipeline("smoke", {**FAST, "rm.corrupt_posts": n_posts, "rm.corrupt_epochs": epochs},
                                 cache=rms.pl.cache))
     train = rms.pl.comparisons["train"]
-    first = list(dict.fromkeys(train["post_id"]))[:n_posts]
-    corrupt = sub.train_pairs(0.25)
-    assert list(dict.fromkeys(corrupt["post_id"])) == first
-    assert sum(corrupt["flipped"]) == round(0.25 * len(corrupt))
+    posts = list(dict.fromkeys(train["post_id"]))
+    for pool in range(sub.cfg.n_seeds):
+        cfg = sub.member(0, 0.25, pool)
+        assert cfg.train_block == pool and sub.member(0, 0.0, pool).train_block == 0
+        corrupt = sub.train_pairs(0.25, cfg.train_block)
+        assert list(dict.fromkeys(corrupt["post_id"])) == posts[pool * n_posts:(pool + 1) * n_posts]
+        assert sum(corrupt["flipped"]) == round(0.25 * len(corrupt))
+        assert sub.scored_splits(cfg)[-1] == f"train-0.25-b{pool}"
+        es = sub.eval_sets(0.25, pool)  # the pool's own swapped pairs; the held-out splits are shared
+        assert es["train-corrupt"].pairset == f"train-0.25-b{pool}" and es["OOD"].pairset == "test_ood"
+    assert sub.rm_key(sub.member(0, 0.25, 0))["train_posts"] == (0, n_posts)
+    assert sub.rm_key(sub.member(0, 0.25, 1))["train_posts"] == (n_posts, 2 * n_posts)
     assert sub.train_pairs(0.0)["post_id"] == train["post_id"]  # the clean pools keep every post
     bs = sub.cfg.batch_size
     assert sub.member(0, 0.25).steps == round(epochs * n_posts / bs)
     assert sub.member(0, 0.0).steps == rms.member(0, 0.0).steps
-    with pytest.raises(ValueError, match="rm.corrupt_posts = 10000 asks for more posts than the training pairs"):
-        Pipeline("smoke", {**FAST, "rm.corrupt_posts": 10_000}, cache=rms.pl.cache)
+    every = RewardModels(Pipeline("smoke", {**FAST, "rm.corrupt_posts": None}, cache=rms.pl.cache))
+    assert every.member(0, 0.25, 1).train_block == 0 and every.train_split(0.25) == "train-0.25"
+    with pytest.raises(ValueError, match=r"rm.corrupt_posts = 40 for each of rm.n_seeds = 2 corrupt pools "
+                                         r"\(disjoint blocks, 80 posts\) asks for more posts"):
+        Pipeline("smoke", {**FAST, "rm.corrupt_posts": 40}, cache=rms.pl.cache)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lib.stats import Estimate, bootstrap, nested_bootstrap, prompts_needed, seeds_interval, verdict
+from lib.stats import Estimate, PerSeed, bootstrap, nested_bootstrap, prompts_needed, seeds_interval, verdict
 
 
 @pytest.mark.parametrize("ci, direction, expected", [
@@ -76,6 +76,33 @@ def test_nested_interval_covers_the_spread_across_seeds():
     assert one.ci[1] - one.ci[0] < 0.05
 
 
+def test_seeds_with_their_own_items_are_resampled_on_their_own():
+    """Pools trained on disjoint data are scored on different pairs: the nested bootstrap takes one
+    array per seed, counts every distinct item, and, with one seed, is that seed's own bootstrap."""
+    rng = np.random.default_rng(6)
+    own = PerSeed(rng.normal(mu, 1.0, size=n) for mu, n in ((0.0, 900), (1.0, 1100), (2.0, 1000)))
+    groups = [np.arange(len(x)) // 4 for x in own]
+    est = nested_bootstrap(own, clusters=groups)
+    assert est.n == 3000 and est.seeds == 3
+    assert est.value == pytest.approx(np.mean([x.mean() for x in own]))
+    assert est.ci[0] < 0.5 and est.ci[1] > 1.5  # the spread across seeds
+    alone = nested_bootstrap(PerSeed(own[:1]), clusters=groups[:1], seed=7)
+    assert alone.ci == pytest.approx(bootstrap(own[0], clusters=groups[0], seed=7).ci, abs=1e-12)
+    # a shared sample next to per-seed ones, as notebook 02's train-to-OOD comparison
+    shared = rng.normal(3.0, 1.0, size=(3, 500))
+    both = nested_bootstrap({"own": own, "shared": shared}, lambda m: m["shared"][..., 0] - m["own"][..., 0],
+                            clusters={"own": groups, "shared": None})
+    assert both.n == 3500 and both.value == pytest.approx(shared.mean() - est.value)
+    assert both == nested_bootstrap({"own": own, "shared": shared}, lambda m: m["shared"][..., 0] - m["own"][..., 0],
+                                    clusters={"own": groups, "shared": None})
+    with pytest.raises(ValueError, match="one cluster array per seed expected: 2 for 3 seeds"):
+        nested_bootstrap(own, clusters=groups[:2])
+    with pytest.raises(ValueError, match="at least one evaluation item"):
+        nested_bootstrap(PerSeed([np.ones(3), np.zeros(0)]))
+    with pytest.raises(ValueError, match="per-seed items need nested_bootstrap"):
+        bootstrap(own)
+
+
 def test_interval_always_contains_the_point_estimate():
     x = np.random.default_rng(5).random((200, 8))
     est = bootstrap(x, lambda m: m.max(-1))  # a biased statistic: the max of 8 means
@@ -94,3 +121,18 @@ def test_seeds_interval_and_prompts_needed():
 def test_bad_item_values_are_refused(values):
     with pytest.raises(ValueError):
         bootstrap(values)
+
+
+def test_pools_on_shared_pairs_stack_and_pools_on_their_own_pairs_do_not():
+    from lib.analysis import across_pools
+    from lib.rm_pool import EvalSet
+
+    def subset(pairset, n):
+        return EvalSet("s", pairset, np.arange(n), np.zeros(n, int), np.arange(n) // 2)
+
+    values = [np.ones(4), np.zeros(4)]
+    stacked, clusters = across_pools([subset("test_ood", 4)] * 2, values)
+    assert isinstance(stacked, np.ndarray) and stacked.shape == (2, 4) and clusters.shape == (4,)
+    own, clusters = across_pools([subset("train-0.25-b0", 4), subset("train-0.25-b1", 4)], values)
+    assert isinstance(own, PerSeed) and len(clusters) == 2  # equal sizes, yet different pairs
+    assert nested_bootstrap(own, clusters=clusters).n == 8
