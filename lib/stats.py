@@ -111,7 +111,8 @@ def _samples(values, clusters, seeded: bool) -> tuple[dict, dict, dict, bool]:
         arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
         if any(a.ndim != 2 for a in arrays):
             shape = "(seeds, items[, stats]) or PerSeed of (items[, stats])" if seeded else "(items[, stats])"
-            raise ValueError(f"item values {name!r} must be {shape}, got shape {np.shape(values[name])}")
+            got = np.shape(v) if shared[name] else [np.shape(x) for x in v]
+            raise ValueError(f"item values {name!r} must be {shape}, got shape {got}")
         if any(a.shape[0] == 0 for a in arrays):
             raise ValueError(f"an interval needs at least one evaluation item{where}")
         if not all(np.all(np.isfinite(a)) for a in arrays):

@@ -136,3 +136,8 @@ def test_pools_on_shared_pairs_stack_and_pools_on_their_own_pairs_do_not():
     own, clusters = across_pools([subset("train-0.25-b0", 4), subset("train-0.25-b1", 4)], values)
     assert isinstance(own, PerSeed) and len(clusters) == 2  # equal sizes, yet different pairs
     assert nested_bootstrap(own, clusters=clusters).n == 8
+
+
+def test_a_per_seed_array_of_the_wrong_shape_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"PerSeed of \(items\[, stats\]\), got shape \[\(3,\), \(2, 2, 2\)\]"):
+        nested_bootstrap(PerSeed([np.ones(3), np.ones((2, 2, 2))]))
