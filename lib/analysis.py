@@ -5,6 +5,7 @@
 - Best-of-N on one sample pool: the expected gold of the pick per prompt and N (`bon_gold`).
 - Alignment of a reward with gold on the policy's own samples: within-prompt correlations with
   the gold reward, the length and the hallucination term (`alignment`).
+- What a reward weighs on comparison pairs, in the gold reward's own terms (`term_weights`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,32 @@ def alignment(scores: dict[str, np.ndarray], pool: dict, facts: dict | None = No
         est = bootstrap(within_prompt_pearson(s, pool["gold"]))
         rows[name] = {"ρ(·, gold)": est.value, "95% interval": f"[{est.ci[0]:.2f}, {est.ci[1]:.2f}]",
                       **{f"ρ(·, {k})": float(within_prompt_pearson(s, v).mean()) for k, v in facts.items()}}
+    return pd.DataFrame(rows).T
+
+
+def term_weights(rewards: dict[str, np.ndarray], pairs) -> pd.DataFrame:
+    """What each reward weighs on comparison pairs (synthetic world): the least-squares fit of its
+    difference within a pair (summary 1 − summary 0) on the pair's differences in the gold reward's
+    coverage and hallucination terms (− 1 per made-up fact) and in the number of words, with an
+    intercept. `rewards` maps a name to rewards (2, pairs), rows summary 0 and summary 1, the order
+    of `RewardModels.scores`. Gold is its two terms with weight 1 each, plus its repetition,
+    length and fluency terms, which the fit spreads over the three columns; rewards of different
+    scales compare by `hallucination / coverage` (near 1 for gold, near 0 for a reward that never
+    checks a fact against the post)."""
+    posts = [W.parse_post(p) for p in pairs["post"]]
+    terms = [np.array([[W.gold_breakdown(post, s)[k] for k in ("coverage", "hallucination")]
+                       + [W.n_words(s)] for post, s in zip(posts, pairs[col])])
+             for col in ("summary_0", "summary_1")]
+    x = np.c_[terms[1] - terms[0], np.ones(len(posts))]
+    rows = {}
+    for name, r in rewards.items():
+        r = np.asarray(r, dtype=float)
+        if r.shape != (2, len(posts)):
+            raise ValueError(f"term_weights: the rewards of {name!r} are shaped {r.shape}, expected "
+                             f"(2, {len(posts)}): summary 0 and summary 1 of each pair")
+        w = np.linalg.lstsq(x, r[1] - r[0], rcond=None)[0]
+        rows[name] = {"coverage": w[0], "hallucination": w[1], "per word": w[2],
+                      "hallucination / coverage": w[1] / w[0]}
     return pd.DataFrame(rows).T
 
 

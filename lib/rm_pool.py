@@ -97,6 +97,10 @@ class RewardModels:
         corrupt pools train on disjoint blocks of posts."""
         return f"train-{corruption}" + ("" if self.train_posts(corruption, block) is None else f"-b{block}")
 
+    def pool_split(self, corruption: float, pool: int) -> str:
+        """The training pair set of seeded pool `pool` (`train_split` of its `block`)."""
+        return self.train_split(corruption, self.block(corruption, pool))
+
     def train_pairs(self, corruption: float, block: int = 0) -> Dataset:
         """The training pairs of a pool: every training post (clean), or the posts of its block
         (`train_posts`) with `corruption` of their labels swapped."""
@@ -134,7 +138,7 @@ class RewardModels:
         """WARM Fig. 4's subsets, every pair of each: train-corrupt (the flipped training pairs of
         the pool's block, against their flipped labels: memorization), train-clean, ID validation,
         OOD (the last two shared by every pool)."""
-        split = self.train_split(corruption, self.block(corruption, pool))
+        split = self.pool_split(corruption, pool)
         train = self.pairset(split)
         flipped = train.flipped if train.flipped is not None else np.zeros(train.n, bool)
         out = {}
@@ -152,7 +156,7 @@ class RewardModels:
     def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
         """Optimizer steps of every member of a pool: `rm.epochs` passes over its training prompts
         (a corrupt pool: `rm.corrupt_epochs`, if set)."""
-        n_prompts = len(self.pairset(self.train_split(corruption, self.block(corruption, pool))).groups)
+        n_prompts = len(self.pairset(self.pool_split(corruption, pool)).groups)
         epochs = self.cfg.corrupt_epochs if corruption and self.cfg.corrupt_epochs else self.cfg.epochs
         return max(1, round(epochs * n_prompts / self.cfg.batch_size))
 

@@ -385,6 +385,9 @@ def test_corrupt_pools_train_on_disjoint_blocks_of_posts_for_their_own_epochs(rm
     assert sub.member(0, 0.0).steps == rms.member(0, 0.0).steps
     every = RewardModels(Pipeline("smoke", {**FAST, "rm.corrupt_posts": None}, cache=rms.pl.cache))
     assert every.member(0, 0.25, 1).train_block == 0 and every.train_split(0.25) == "train-0.25"
+    # a pool's training pair set: its own block with corrupt labels, every post when clean or unblocked
+    assert (sub.pool_split(0.25, 1), sub.pool_split(0.0, 1)) == ("train-0.25-b1", "train-0.0")
+    assert every.pool_split(0.25, 1) == "train-0.25"
     with pytest.raises(ValueError, match=r"rm.corrupt_posts = 40 for each of rm.n_seeds = 2 corrupt pools "
                                          r"\(disjoint blocks, 80 posts\) asks for more posts"):
         Pipeline("smoke", {**FAST, "rm.corrupt_posts": 40}, cache=rms.pl.cache)

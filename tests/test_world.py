@@ -111,3 +111,22 @@ def test_corruption_flips_an_exact_fraction(world, fraction):
 def test_corruption_rejects_bad_fraction():
     with pytest.raises(ValueError, match="corruption fraction"):
         W.corrupt_labels([0, 1], 1.5, 0)
+
+
+def test_term_weights_recover_a_reward_built_from_the_gold_terms(world):
+    from lib.analysis import term_weights
+
+    pairs = world.comparisons["validation"]
+    terms = np.array([[[W.gold_breakdown(p, s)[k] for k in ("coverage", "hallucination")] + [W.n_words(s)]
+                       for p, s in zip(pairs["post"], pairs[col])] for col in ("summary_0", "summary_1")])
+    made_up = terms @ np.array([0.5, 0.2, -0.1]) + 3.0  # (2, pairs); a per-summary offset cancels
+    gold = np.array([pairs["gold_0"], pairs["gold_1"]])
+    rest = gold - terms[..., 0] - terms[..., 1]  # gold's other terms: repetition, length, fluency
+    table = term_weights({"made up": made_up, "gold": gold, "rest": rest}, pairs)
+    cols = ["coverage", "hallucination", "per word"]
+    np.testing.assert_allclose(table.loc["made up", cols], [0.5, 0.2, -0.1], atol=1e-9)
+    assert table.loc["made up", "hallucination / coverage"] == pytest.approx(0.4)
+    # gold = coverage + hallucination + the rest, and the fit is linear in the reward
+    np.testing.assert_allclose(table.loc["gold", cols], table.loc["rest", cols] + [1, 1, 0], atol=1e-9)
+    with pytest.raises(ValueError, match=r"rewards of 'bad' are shaped \(3,\), expected \(2, 200\)"):
+        term_weights({"bad": np.zeros(3)}, pairs)
