@@ -1,10 +1,14 @@
-"""The QLoRA path check that a GPU machine runs (`benchmarks/cuda_check.py`), here on CPU."""
+"""The QLoRA path check that a GPU machine runs (`benchmarks/cuda_check.py`), here on CPU, and the
+RM-substrate probe behind the README's tables (`benchmarks/substrate_probe.py`)."""
 
 import json
 
 import pytest
 
-from benchmarks import cuda_check
+from benchmarks import cuda_check, substrate_probe
+
+TINY = ["--profile", "smoke", "--set", "pretrain.steps=3", "--set", "sft.steps=4",
+        "--set", "sft.checkpoint_steps=[3]"]
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -23,3 +27,23 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(cuda_check.torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match="no CUDA device"):
         cuda_check.check("cuda", steps=1, results=tmp_path)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_substrate_probe_reports_each_member_against_the_proxy(tmp_env):
+    out = tmp_env / "probe.json"
+    report = substrate_probe.main([*TINY, "--members", "1,0", "--pool", "4x8",
+                                   "--ood-temperatures", "1.3", "--json", str(out)])
+    assert json.loads(out.read_text())["members"].keys() == {"1", "0"}
+    assert report["pairs"]["train"] > 0 and 0 <= report["pairs"]["label agrees with gold"] <= 1
+    for m in report["members"].values():
+        assert m["gap to proxy"] == pytest.approx(m["ID"] - report["proxy"]["ID"], abs=1e-3)
+        assert list(m["best-of-N"]) == [1, 2, 4, 8]
+        assert m["best-of-N"][1] == report["proxy"]["best-of-N"][1]  # N = 1 is the pool's mean gold
+    assert set(report["term weights"]) == {"gold", "BoW proxy", "RM 1", "RM 0"}
+    assert report["ood by temperature"][1.3]["pairs"] > 0
+
+
+def test_the_substrate_probe_refuses_a_member_the_pool_does_not_have(tmp_env):
+    with pytest.raises(ValueError, match=r"members \[0, 9\]: pool 0 has members 0–3 \(rm.n_rms = 4\)"):
+        substrate_probe.main([*TINY, "--members", "0,9"])
