@@ -79,10 +79,11 @@ def term_weights(rewards: dict[str, np.ndarray], pairs) -> pd.DataFrame:
     difference within a pair (summary 1 − summary 0) on the pair's differences in the gold reward's
     coverage and hallucination terms (− 1 per made-up fact) and in the number of words, with an
     intercept. `rewards` maps a name to rewards (2, pairs), rows summary 0 and summary 1, the order
-    of `RewardModels.scores`. Gold is its two terms with weight 1 each, plus its repetition,
-    length and fluency terms, which the fit spreads over the three columns; rewards of different
-    scales compare by `hallucination / coverage` (near 1 for gold, near 0 for a reward that never
-    checks a fact against the post)."""
+    of `RewardModels.scores`. Rewards of different scales compare by `hallucination / coverage`:
+    near 0 for a reward that never checks a fact against the post. Gold is its two terms with
+    weight 1 each plus its repetition, length and fluency terms, which go with the facts, so its
+    own fitted ratio is not 1 (0.5–0.7 on the default profile's pairs): read a reward against
+    gold's row. NaN where the pairs never differ in coverage."""
     posts = [W.parse_post(p) for p in pairs["post"]]
     terms = [np.array([[W.gold_breakdown(post, s)[k] for k in ("coverage", "hallucination")]
                        + [W.n_words(s)] for post, s in zip(posts, pairs[col])])
@@ -96,7 +97,7 @@ def term_weights(rewards: dict[str, np.ndarray], pairs) -> pd.DataFrame:
                              f"(2, {len(posts)}): summary 0 and summary 1 of each pair")
         w = np.linalg.lstsq(x, r[1] - r[0], rcond=None)[0]
         rows[name] = {"coverage": w[0], "hallucination": w[1], "per word": w[2],
-                      "hallucination / coverage": w[1] / w[0]}
+                      "hallucination / coverage": w[1] / w[0] if w[0] else np.nan}
     return pd.DataFrame(rows).T
 
 
