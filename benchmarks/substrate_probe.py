@@ -34,10 +34,10 @@ import lib.data as D
 from lib import world as W
 from lib.analysis import term_weights
 from lib.config import SamplingConfig
-from lib.evaluate import best_of_n, choice_correct, within_prompt_pearson
+from lib.evaluate import best_of_n, within_prompt_pearson
 from lib.pipeline import Pipeline
 from lib.proxy import BagOfWordsProxy
-from lib.rm import PairSet, score_texts, sequence_scores, train_reward_model
+from lib.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
 from lib.rm_pool import RewardModels
 from lib.runner import parse_set
 from lib.sampling import sample_summaries
@@ -47,12 +47,7 @@ NS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 def pair_rewards(model, pl: Pipeline, ds) -> np.ndarray:
     """Rewards (2, pairs) of a trained RM on a comparison dataset."""
-    pairs = PairSet(pl.tokenizer, ds, pl.profile.model.max_length)
-    return sequence_scores(model, pairs)[pairs.seq].T
-
-
-def accuracy(rewards: np.ndarray, ds) -> float:
-    return float(choice_correct(rewards[0], rewards[1], ds["choice"]).mean())
+    return score_pairs(model, PairSet(pl.tokenizer, ds, pl.profile.model.max_length))
 
 
 def bon_curve(scores: np.ndarray, gold: np.ndarray) -> dict[int, float]:
@@ -70,12 +65,10 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
         raise ValueError(f"members {members}: pool 0 has members 0–{n_rms - 1} (rm.n_rms = {n_rms})")
     comps = pl.comparisons
     val, ood = comps["validation"], comps["test_ood"]
-    g0, g1 = np.asarray(val["gold_0"]), np.asarray(val["gold_1"])
-    decided = g0 != g1
     made_up = [-W.gold_breakdown(W.parse_post(p), s)["hallucination"] for p, s in zip(val["post"], val["summary_0"])]
     out: dict = {"overrides": overrides, "pairs": {
         "train": len(comps["train"]), "validation": len(val), "test_ood": len(ood),
-        "label agrees with gold": round(float(((g1 > g0) == (np.asarray(val["choice"]) == 1))[decided].mean()), 3),
+        "label agrees with gold": round(1 - D.label_gold_disagreement(val), 3),
         "made-up facts per summary": round(float(np.mean(made_up)), 3)}}
 
     proxy = BagOfWordsProxy.fit_pairs(comps["train"])
@@ -92,8 +85,7 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
 
     rms = RewardModels(pl)
     train = rms.pairset("train-0.0")
-    rewards = {"gold": np.array([g0, g1]),
-               "BoW proxy": np.array([proxy.score(val["post"], val[c]) for c in ("summary_0", "summary_1")])}
+    rewards = {"gold": np.array([val["gold_0"], val["gold_1"]]), "BoW proxy": proxy.pair_scores(val)}
     out["members"], first = {}, None
     for i in members:
         cfg = rms.member(i, 0.0, 0)
@@ -102,11 +94,11 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
         train_reward_model(model, train, cfg, desc=f"RM {i}")
         rewards[f"RM {i}"] = pair_rewards(model, pl, val)
         scores = score_texts(model, pl.tokenizer, prompts, samples, pl.profile.model.max_length).reshape(-1, k)
-        rm_id = accuracy(rewards[f"RM {i}"], val)
+        rm_id = accuracy(rewards[f"RM {i}"], val["choice"])
         out["members"][i] = {
             "recipe": {"lr": cfg.lr, "init_checkpoint": cfg.init_checkpoint, "dropout": cfg.dropout},
             "ID": round(rm_id, 4), "gap to proxy": round(rm_id - proxy_id, 4),
-            "OOD": round(accuracy(pair_rewards(model, pl, ood), ood), 4),
+            "OOD": round(accuracy(pair_rewards(model, pl, ood), ood["choice"]), 4),
             "ρ(RM, gold)": round(float(np.nanmean(within_prompt_pearson(scores, pool["gold"]))), 3),
             "best-of-N": bon_curve(scores, pool["gold"]),
             "train seconds": round(time.perf_counter() - started, 1)}
@@ -124,8 +116,9 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
             summaries, _ = sample_summaries(policy, pl.tokenizer, D.prompts_of(rows), pl.profile.pairs.k,
                                             sampling, desc=f"OOD T={t:g}")
             ds = D.policy_comparisons(rows, summaries, pl.profile.world, policy=f"sft T={t:g}", seed=[0, 2])
+            rm_acc = accuracy(pair_rewards(first, pl, ds), ds["choice"])
             out["ood by temperature"][t] = {"pairs": len(ds), "proxy": round(float(proxy.correct(ds).mean()), 4),
-                                            f"RM {members[0]}": round(accuracy(pair_rewards(first, pl, ds), ds), 4)}
+                                            f"RM {members[0]}": round(rm_acc, 4)}
     return out
 
 

@@ -53,10 +53,13 @@ class BagOfWordsProxy:
         """`fit` on a dataset of comparison pairs (the pair schema of `lib.data`)."""
         return cls.fit(ds["post"], ds["summary_0"], ds["summary_1"], ds["choice"], l2=l2)
 
+    def pair_scores(self, ds) -> np.ndarray:
+        """Rewards (2, pairs) of a comparison dataset: row 0 for summary_0, row 1 for summary_1."""
+        return np.stack([self.score(ds["post"], ds[col]) for col in ("summary_0", "summary_1")])
+
     def correct(self, ds) -> np.ndarray:
         """Per pair of a comparison dataset: 1 if the proxy ranks the labelled summary first."""
-        return choice_correct(self.score(ds["post"], ds["summary_0"]),
-                              self.score(ds["post"], ds["summary_1"]), ds["choice"])
+        return choice_correct(*self.pair_scores(ds), ds["choice"])
 
     def score(self, posts: Sequence[str], summaries: Sequence[str]) -> np.ndarray:
         return self.features(self.vocab, posts, summaries) @ self.weights

@@ -281,7 +281,7 @@ ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
 # %%
 if P.world.source == "synthetic":  # real TL;DR posts have no gold terms
     rewards = {"gold": np.array([val["gold_0"], val["gold_1"]]),
-               "BoW proxy": np.array([proxy.score(val["post"], val[k]) for k in ("summary_0", "summary_1")]),
+               "BoW proxy": proxy.pair_scores(val),
                **{f"clean RM {i} (pool 0)": rms.scores(rms.state(cfg), idv)
                   for i, cfg in enumerate(rms.pool(0.0, 0))}}
     display(term_weights(rewards, val).round(3))

@@ -130,3 +130,16 @@ def test_term_weights_recover_a_reward_built_from_the_gold_terms(world):
     np.testing.assert_allclose(table.loc["gold", cols], table.loc["rest", cols] + [1, 1, 0], atol=1e-9)
     with pytest.raises(ValueError, match=r"rewards of 'bad' are shaped \(3,\), expected \(2, 200\)"):
         term_weights({"bad": np.zeros(3)}, pairs)
+
+
+def test_the_proxy_scores_both_summaries_of_each_pair_and_ranks_by_them(world):
+    from lib.proxy import BagOfWordsProxy
+
+    pairs = world.comparisons["validation"]
+    proxy = BagOfWordsProxy.fit_pairs(world.comparisons["train"])
+    scores = proxy.pair_scores(pairs)
+    assert scores.shape == (2, len(pairs))
+    np.testing.assert_array_equal(scores[1], proxy.score(pairs["post"], pairs["summary_1"]))
+    chosen = np.where(np.asarray(pairs["choice"]) == 1, scores[1], scores[0])
+    rejected = np.where(np.asarray(pairs["choice"]) == 1, scores[0], scores[1])
+    np.testing.assert_array_equal(proxy.correct(pairs), chosen >= rejected)
