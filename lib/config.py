@@ -26,7 +26,10 @@ class WorldConfig:
 
     seed: int = 0
     n_pretrain_posts: int = 20_000
-    pretrain_tldr_fraction: float = 0.3  # web text sometimes carries a (noisy) TL;DR
+    # Every web post ends in a (noisy) TL;DR of a random writer: pre-training on them teaches the
+    # featurizer to copy from the post, which an RM needs to check a summary's facts against it
+    # (at 0.3, RMs charge a made-up fact through its words instead: README, RM section).
+    pretrain_tldr_fraction: float = 1.0
     n_sft_train: int = 8_000
     n_sft_validation: int = 500
     n_pref_train: int = 8_000
@@ -116,8 +119,10 @@ class PairsConfig:
       Gao's and Coste's); the RMs then rank the policy's own samples, which best-of-N and RL pick
       from. "dataset": the data's own comparisons (the synthetic world's writers; real TL;DR).
     - Train and ID-validation pairs are on disjoint posts of the training topics; the OOD pairs
-      are a shift of the same kind as WARM's D_ood: held-out topics, sampled at a higher
-      temperature.
+      are samples of a shifted policy on held-out topics, as WARM's D_ood are of other policies.
+      The shift is to a *colder* policy (T = 0.5), where RL and best-of-N take the policy, and not
+      to WARM's hotter one: two hot samples differ more in gold, so hot pairs are easier than ID
+      pairs, not harder (README, RM section).
     """
 
     source: str = "policy"
@@ -126,7 +131,7 @@ class PairsConfig:
     n_validation_posts: int = 1000
     n_ood_posts: int = 1000
     temperature: float = 1.0
-    ood_temperature: float = 1.6
+    ood_temperature: float = 0.5
     seed: int = 0
 
     def __post_init__(self):

@@ -23,7 +23,7 @@ PAPER_RESULTS: dict[str, str] = {
         "corruption experiments swap 25% of training labels",
     "world-ood-shift":
         "setup check, no paper number: WARM's OOD test set is 92k pairs from PaLM-XS policies at high "
-        "temperature, shifted from the TL;DR training pairs",
+        "temperature; ours, SFT samples at T = 0.5 on held-out topics (hot pairs are easier here)",
     "world-overoptimization":
         "setup check, no paper number: over-optimization as in WARM Fig. 1b (RL control reward vs "
         "steps rises, then collapses: reward hacking)",

@@ -54,7 +54,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "default": Profile(
         name="default",
-        pretrain=LMTrainConfig(steps=300, batch_size=32, lr=3e-3),
+        pretrain=LMTrainConfig(steps=900, batch_size=32, lr=3e-3),  # long enough to learn to copy
         sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
                           checkpoint_steps=(60, 90)),
         sampling=SamplingConfig(max_new_tokens=32, batch_size=512),

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -165,9 +167,13 @@ ch.benchmark(name="SFT within-post gold std (16 samples)", ours=float(gold_sft.s
 # pairs of policy samples: `pairs.k` samples per post, every pair of distinct samples labelled by
 # the world's annotators. An annotator prefers summary 1 with probability σ(Δgold/τ + γ·Δwords):
 # Bradley–Terry on the gold margin plus a verbosity bias γ per word. Train and ID-validation pairs
-# come from disjoint posts of the training topics; the **OOD** pairs from held-out topics sampled
-# at a higher temperature, a shift of the kind of WARM's D_ood. The writers' pairs stay as a
-# contrast: they are what the RMs of earlier versions of this repository learned from.
+# come from disjoint posts of the training topics; the **OOD** pairs from held-out topics, sampled
+# by a shifted policy, as WARM's D_ood are samples of other policies. Ours is a *colder* policy
+# (T = 0.5), where RL and best-of-N move the policy; WARM's is hotter, but here two hot samples
+# differ more in gold, which makes hot pairs easier than ID pairs rather than harder. The shift is
+# partly one of difficulty: cold samples differ in finer ways, and their labels agree with gold
+# less often. The writers' pairs stay as a contrast: they are what the RMs of earlier versions of
+# this repository learned from.
 
 # %%
 comparisons = pl.comparisons
