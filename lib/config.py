@@ -160,8 +160,9 @@ class RMPoolConfig:
     baklava: tuple[int | None, ...] = (None, 90, 60)  # SFT checkpoint steps (None: final SFT)
     mode: str = "full"  # full | lora | qlora
     probe_pairs: int = 100_000  # training pairs the shared linear-probed head is fitted on (at most)
-    # ID-validation posts scored along training (the no-collapse check): 470 hold over 4,000 pairs,
-    # the size of every accuracy comparison (250: 2,224 pairs).
+    # ID-validation posts scored along training (the no-collapse check), sized for 4,000 pairs, the
+    # size of every accuracy comparison: 470 held 4,192 on the earlier substrate, 3,853 on today's
+    # (its policy repeats itself more, so fewer of a post's pairs are distinct; 490 would hold 4,000).
     curve_posts: int = 470
     eval_every: int = 25  # steps between two points of that curve
     eval_every_warmup: int = 10  # the same during the learning-rate warmup
@@ -169,8 +170,9 @@ class RMPoolConfig:
     # Corrupt pool p trains on its own block of `corrupt_posts` training posts, [p·n, (p+1)·n)
     # (None: all pools on all posts), for `corrupt_epochs` passes (None: `epochs`): fewer posts seen
     # more often, so that the RMs can memorize the swapped labels (WARM Fig. 4a). Disjoint blocks
-    # give the memorization claims distinct swapped pairs in each pool: 620 posts is the smallest
-    # block whose three hold 4,000 (1,380 + 1,338 + 1,378 on default; 600 posts: 3,959).
+    # give the memorization claims distinct swapped pairs in each pool: 620 posts was the smallest
+    # block whose three held 4,000 on the earlier substrate (1,380 + 1,338 + 1,378); on today's
+    # they hold 3,788 (1,279 + 1,256 + 1,253), and about 655 posts would hold 4,000.
     # Measured on default (development probes, one RM each; accuracy on the swapped pairs against
     # the swapped labels, end − start): all 2,000 posts × 2 epochs −0.03 (the RM learns the signal,
     # not the noise); 1,000 × 4 +0.003; 500 × 4 +0.054 and +0.047, but a pool mean of only +0.012

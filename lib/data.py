@@ -99,7 +99,8 @@ def build_world(cfg: WorldConfig) -> WorldData:
     all_topics = tuple(W.TOPICS)
     labels = W.LabelModel(cfg.label_temperature, cfg.label_length_bias)
 
-    # Pre-training text: posts of every topic, some followed by a TL;DR from a random writer.
+    # Pre-training text: posts of every topic, a `pretrain_tldr_fraction` of them followed by a
+    # TL;DR from a random writer.
     pre = W.make_posts(int(rng[0].integers(2**31)), cfg.n_pretrain_posts, all_topics, "web")
     docs = []
     for p in pre:

@@ -58,10 +58,11 @@ PROFILES: dict[str, Profile] = {
         sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
                           checkpoint_steps=(60, 90)),
         sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
-        rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=5e-5, beta=0.05, eval_every=10,
+        # lr 1e-4: at 5e-5 no policy is hacked within 50 steps by RMs that check facts (README)
+        rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, beta=0.05, eval_every=10,
                                 n_eval_samples=2),
                    betas=(0.01, 0.05, 0.2)),
-        warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=5e-5, eval_every=10,
+        warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, eval_every=10,
                                     n_eval_samples=2, anchor="ema", ema_mu=0.01, beta=0.1)),
     ),
     "gpu": Profile(
