@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -112,6 +114,9 @@ ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_step
 #
 # The proxy reward of the policy against its gold reward (left: φ1 at the default β; right: φ1 at
 # the smallest β of the sweep, which moves furthest from the SFT policy), with the mean length.
+# RMs that check facts against the post are hard to hack: on `default`, at an RL lr of 5e-5, no
+# run turned over within its 50 steps, so RL runs at 1e-4 (`rl.run.lr`); at 2e-4 gold turned over
+# at step 20 and then oscillated.
 
 # %%
 small = min(P.rl.betas)
