@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -179,9 +181,12 @@ for k, (name, f) in enumerate({"plain RL (EMA anchor)": rl, **{f"LITI front, {n}
     mean, low, high = column_intervals(f[..., 0])
     ax.errorbar(f[..., 1].mean(0), mean, yerr=[mean - low, high - mean], fmt="s--" if k == 0 else "o-", ms=3,
                 capsize=2, lw=1, color="grey" if k == 0 else f"C{k - 1}", label=name)
-for f in fronts.values():
+for i, f in enumerate(fronts.values()):
     for eta, x, y in zip(W.etas, f[..., 1].mean(0), f[..., 0].mean(0)):
-        ax.annotate(f"η={eta:g}", (x, y), fontsize=7, alpha=0.7)
+        if i > 0 and eta == 0:  # a later front starts at the previous one's LITI point, labelled there
+            continue
+        ax.annotate(f"η={eta:g}", (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7,
+                    alpha=0.7)
 ax.set(xlabel="KL(policy ‖ SFT) (nats)", ylabel="gold reward", title="LITI fronts (gold reward)")
 ax.legend(fontsize=8)
 ch.save(fig, "05_stage3_liti_fronts")
