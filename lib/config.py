@@ -172,7 +172,7 @@ class RMPoolConfig:
     # more often, so that the RMs can memorize the swapped labels (WARM Fig. 4a). Disjoint blocks
     # give the memorization claims distinct swapped pairs in each pool: 620 posts was the smallest
     # block whose three held 4,000 on the earlier substrate (1,380 + 1,338 + 1,378); on today's
-    # they hold 3,788 (1,279 + 1,256 + 1,253), and about 655 posts would hold 4,000.
+    # they hold 3,788 (1,279 + 1,256 + 1,253), and 660 posts would hold 4,032.
     # Measured on default (development probes, one RM each; accuracy on the swapped pairs against
     # the swapped labels, end − start): all 2,000 posts × 2 epochs −0.03 (the RM learns the signal,
     # not the noise); 1,000 × 4 +0.003; 500 × 4 +0.054 and +0.047, but a pool mean of only +0.012

@@ -71,8 +71,9 @@ print({name: [len(subsets[p][name]) for p in seeds] for name in names},
 # labels swapped. Fewer posts seen more often is what lets RMs of this size memorize at all; the
 # disjoint blocks give the memorization claims three sets of swapped pairs instead of one (3,788
 # in all; 620 posts was sized for 4,000 on the earlier substrate, whose policy repeated itself
-# less), each resampled on its own in the intervals. On the swapped pairs, end − start (development probes on the earlier
-# substrate, pre-trained with a TL;DR on 30% of the posts; one RM each unless said): all 2,000 posts for 2 passes end *below* their start (−0.03: they
+# less), each resampled on its own in the intervals. On the swapped pairs, end − start
+# (development probes on the earlier substrate, pre-trained with a TL;DR on 30% of the posts;
+# one RM each unless said): all 2,000 posts for 2 passes end *below* their start (−0.03: they
 # learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500 for 4 about +0.05 for one
 # RM but +0.012 [−0.010, 0.034] for the pools' mean in a whole run; 500 for 6 +0.095 for one RM on
 # raw weights, +0.057 for the pools' mean as EMAs; 600 for 6 as EMAs +0.057 and +0.095 for two
