@@ -161,24 +161,26 @@ class RMPoolConfig:
     mode: str = "full"  # full | lora | qlora
     probe_pairs: int = 100_000  # training pairs the shared linear-probed head is fitted on (at most)
     # ID-validation posts scored along training (the no-collapse check), sized for 4,000 pairs, the
-    # size of every accuracy comparison: 470 held 4,192 on the earlier substrate, 3,853 on today's
-    # (its policy repeats itself more, so fewer of a post's pairs are distinct; 490 would hold 4,000).
-    curve_posts: int = 470
+    # size of every accuracy comparison: 490 hold 4,000 (the SFT policy repeats itself, so some of a
+    # post's pairs are identical and dropped; on the earlier substrate 470 held 4,192).
+    curve_posts: int = 490
     eval_every: int = 25  # steps between two points of that curve
-    eval_every_warmup: int = 10  # the same during the learning-rate warmup
+    # the same during the learning-rate warmup: 20 scores a clean default RM at 13 steps after step
+    # 0 (10 scored 16, a fifth more of the curve's cost, at points where the EMA barely moves)
+    eval_every_warmup: int = 20
     corruption: float = 0.25
     # Corrupt pool p trains on its own block of `corrupt_posts` training posts, [p·n, (p+1)·n)
     # (None: all pools on all posts), for `corrupt_epochs` passes (None: `epochs`): fewer posts seen
     # more often, so that the RMs can memorize the swapped labels (WARM Fig. 4a). Disjoint blocks
-    # give the memorization claims distinct swapped pairs in each pool: 620 posts was the smallest
-    # block whose three held 4,000 on the earlier substrate (1,380 + 1,338 + 1,378); on today's
-    # they hold 3,788 (1,279 + 1,256 + 1,253), and 660 posts would hold 4,032.
+    # give the memorization claims distinct swapped pairs in each pool: 660 posts is the block size
+    # whose three hold 4,000 (4,032; 620 held 4,000 on the earlier substrate, whose policy repeated
+    # itself less, and 3,788 on today's).
     # Measured on default (development probes, one RM each; accuracy on the swapped pairs against
     # the swapped labels, end − start): all 2,000 posts × 2 epochs −0.03 (the RM learns the signal,
     # not the noise); 1,000 × 4 +0.003; 500 × 4 +0.054 and +0.047, but a pool mean of only +0.012
     # [−0.010, 0.034] in a whole default run; 500 × 6 +0.095; as EMAs (μ = 0.03), 600 × 6 +0.057 and
     # +0.095 (ID accuracy 0.590 / 0.579, the 500-post pools' level).
-    corrupt_posts: int | None = 620
+    corrupt_posts: int | None = 660
     corrupt_epochs: float | None = 6.0
     # Each RM is the EMA of its weights along fine-tuning, θ_ema ← (1−μ)·θ_ema + μ·θ from the probed
     # init (1: no EMA; full fine-tuning only). Measured on default (development probes on the

@@ -48,7 +48,8 @@ def lmc_pairs(rms, pool: int = 0) -> dict[str, tuple[dict, dict]]:
 def rl_with_warm(rms) -> dict[str, dict]:
     """Notebook 04 (WARM §5.2), by group then name: every reward with clean labels (pool 0); φ1
     and WARM M of every other seeded pool (the intervals across pools); φ1 and WARM M with
-    corrupt labels (β scaled as the paper's 0.003 → 0.01); the β sweep of φ1 and WARM M."""
+    corrupt labels (β scaled as the paper's 0.003 → 0.01), of pool 0 and of every other seeded
+    corrupt pool; the β sweep of φ1 and WARM M."""
     profile = rms.pl.profile
     base, m = profile.rl.run, profile.rm.n_rms
     phi, phi_c = rms.ranked(0.0), rms.ranked(profile.rm.corruption)
@@ -62,6 +63,9 @@ def rl_with_warm(rms) -> dict[str, dict]:
                                         f"WARM M={m}": rms.ranked(0.0, p)}.items()},
         "corrupt": {name: Run(members, replace(base, beta=beta_c))
                     for name, members in {"φ1": phi_c[:1], f"WARM M={m}": phi_c}.items()},
+        "corrupt seeds": {(name, p): Run(members, replace(base, beta=beta_c)) for p in range(1, profile.rm.n_seeds)
+                          for name, members in {"φ1": rms.ranked(profile.rm.corruption, p)[:1],
+                                                f"WARM M={m}": rms.ranked(profile.rm.corruption, p)}.items()},
         "sweep": {(name, beta): Run(members, replace(base, beta=beta))
                   for name, members in {"φ1": phi[:1], f"WARM M={m}": phi}.items()
                   for beta in profile.rl.betas},

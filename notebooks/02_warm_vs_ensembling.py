@@ -65,13 +65,13 @@ print({name: [len(subsets[p][name]) for p in seeds] for name in names},
 # %% [markdown]
 # ## The corrupted pool
 #
-# Each corrupt pool trains on its own block of `rm.corrupt_posts` training posts (620 of 2,000 on
-# `default`: pool 0 reads posts 0–619, pool 1 620–1,239, pool 2 1,240–1,859) for
+# Each corrupt pool trains on its own block of `rm.corrupt_posts` training posts (660 of 2,000 on
+# `default`: pool 0 reads posts 0–659, pool 1 660–1,319, pool 2 1,320–1,979) for
 # `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a quarter of those
 # labels swapped. Fewer posts seen more often is what lets RMs of this size memorize at all; the
-# disjoint blocks give the memorization claims three sets of swapped pairs instead of one (3,788
-# in all; 620 posts was sized for 4,000 on the earlier substrate, whose policy repeated itself
-# less), each resampled on its own in the intervals. On the swapped pairs, end − start
+# disjoint blocks give the memorization claims three sets of swapped pairs instead of one (4,032
+# in all, the 4,000 an accuracy comparison needs), each resampled on its own in the intervals. On
+# the swapped pairs, end − start
 # (development probes on the earlier substrate, pre-trained with a TL;DR on 30% of the posts;
 # one RM each unless said): all 2,000 posts for 2 passes end *below* their start (−0.03: they
 # learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500 for 4 about +0.05 for one
@@ -131,6 +131,28 @@ ch.claim(id="rm-no-collapse", paper="setup", figure="02_training_curves",
                 f"ID-validation pairs of {P.rm.curve_posts} prompts",
          estimate=bootstrap(drop, lambda m: m.max(-1), clusters=curve_clusters),
          threshold=0.01, direction="<")
+
+# %% [markdown]
+# Where each RM's deepest point lies, read from the curves above (point values; the claim's
+# interval covers all of them at once). The three deepest of each kind:
+
+# %%
+member_pools = [p for p in seeds for c in (0.0, corruption) for _ in rms.pool(c, p)]
+deepest = pd.DataFrame([{"pool": p, "labels": "corrupt" if cfg.corruption else "clean", "RM seed": cfg.seed,
+                         "step": int(s[1:][(c[0].mean() - c[1:].mean(1)).argmax()]),
+                         "points below the probe": round(100 * float((c[0].mean() - c[1:].mean(1)).max()), 2)}
+                        for p, (s, c), cfg in zip(member_pools, curves, members)])
+deepest.sort_values("points below the probe", ascending=False).groupby("labels").head(3)
+
+# %% [markdown]
+# No clean RM falls more than 0.3 points below the probe: fine-tuning from the probed head does
+# not collapse. The corrupt RMs do something else. They rise like the clean ones, peak between
+# steps 60 and 150, then lose held-out accuracy while they memorize the swapped labels of their
+# few posts, and six of the 18 end 1.2–2.9 points below the probe. That is the cost of
+# memorization that WARM's weight averaging is meant to undo (below), and it is also what this
+# claim, stated for every RM, counts: it fails because of the corrupt pools. With blocks of 620
+# posts instead of 660 (the previous committed run) the deepest point was 1.1 points and the
+# verdict inconclusive: how deep the corrupt RMs fall depends on the block.
 
 # %% [markdown]
 # Memorization: each corrupt RM's accuracy on the corrupted training pairs, against their

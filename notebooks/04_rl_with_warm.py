@@ -60,8 +60,8 @@ print(base)
 # ## The runs
 #
 # Clean labels: φ1, φ2, ENS M=2 (φ1, φ2), WARM M=2 (φ1, φ2), WARM M=6, and φ1 and WARM M=6 of each
-# other seeded pool. Corrupt labels: φ1 and WARM M=6 (with the larger KL weight of the paper's
-# corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6. Each run is cached; the
+# other seeded pool. Corrupt labels: φ1 and WARM M=6 of every seeded corrupt pool (with the larger
+# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6. Each run is cached; the
 # first run of this notebook trains them all.
 
 # %%
@@ -70,6 +70,8 @@ hist = {group: {name: runs.history(runs.run(run, desc=f"RL {group} {name}")) for
         for group, by_name in plan.items()}
 clean, corrupt, sweep = hist["clean"], hist["corrupt"], hist["sweep"]
 seeded = {name: [clean[name]] + [hist["seeds"][name, p] for p in range(1, P.rm.n_seeds)] for name in ("φ1", W6)}
+seeded_corrupt = {name: [corrupt[name]] + [hist["corrupt seeds"][name, p] for p in range(1, P.rm.n_seeds)]
+                  for name in ("φ1", W6)}
 STRATEGIES = list(clean)
 COLORS = dict(zip(STRATEGIES, ["C0", "C1", "C2", "C3", "C4"]))
 steps = np.asarray(clean["φ1"]["eval_step"])
@@ -167,7 +169,7 @@ ch.claim(id="rl-ens-hacked-before-warm", paper="WARM", figure="Fig. 1b (04_gold_
 # %% [markdown]
 # ## Gold reward vs KL to the SFT policy (Fig. 8)
 #
-# (a) clean labels, every reward; (b) corrupt labels, φ1 vs WARM M=6; (c) the β sweep: each
+# (a) clean labels, every reward; (b) corrupt labels, φ1 vs WARM M=6 (pool 0); (c) the β sweep: each
 # trajectory ends further right for a smaller β. Error bars: 95% intervals over prompts.
 
 # %%
@@ -182,17 +184,18 @@ for ax, lines in panels:
         ax.errorbar(h["eval_kl_init"], mean, yerr=[mean - low, high - mean], fmt=style, ms=3, color=color,
                     label=label, capsize=2, lw=1)
 beta_c = plan["corrupt"]["φ1"].cfg.beta
-for ax, title in zip(axes, ["(a) clean labels", f"(b) {P.rm.corruption:.0%} corrupt labels, β={beta_c:.3g}",
+for ax, title in zip(axes, ["(a) clean labels", f"(b) {P.rm.corruption:.0%} corrupt labels (pool 0), β={beta_c:.3g}",
                             "(c) β sweep, clean"]):
     ax.set(xlabel="KL(policy ‖ SFT) (nats, k1)", ylabel="gold reward", title=title)
     ax.legend(fontsize=7)
 ch.save(fig, "04_gold_vs_kl")
 
 # %%
+gold_corrupt = {name: np.stack([per_prompt(h) for h in runs_]) for name, runs_ in seeded_corrupt.items()}
 ch.claim(id="rl-warm-delays-hacking-corrupt", paper="WARM", figure="Fig. 8b (04_gold_vs_kl)",
          claim=f"with {P.rm.corruption:.0%} corrupt labels, WARM M={M} ends with a higher gold reward than φ1",
-         metric=f"final gold, WARM M={M} − φ1, corrupt labels",
-         estimate=bootstrap(pair(per_prompt(corrupt[W6]), per_prompt(corrupt["φ1"])), lambda m: m[..., 0] - m[..., 1]),
+         metric=f"final gold, WARM M={M} − φ1, corrupt labels (every corrupt pool)",
+         estimate=nested_bootstrap(pair(gold_corrupt[W6], gold_corrupt["φ1"]), lambda m: m[..., 0] - m[..., 1]),
          threshold=0.0, direction=">")
 
 # %% [markdown]

@@ -286,10 +286,12 @@ def test_curve_is_dense_during_the_warmup(tmp_path):
     from lib.profiles import get_profile
     from lib.rm import RMConfig
 
-    rms = RewardModels(Pipeline("default", cache=ArtifactCache(tmp_path)))  # builds nothing
     cfg = RMConfig(steps=250, warmup=0.3)
-    assert rms.curve_steps(cfg) == [10, 20, 25, 30, 40, 50, 60, 70, 75, 100, 125, 150, 175, 200, 225, 250]
-    assert get_profile("default").rm.eval_every == 25
+    dense = RewardModels(Pipeline("default", {"rm.eval_every_warmup": 10}, cache=ArtifactCache(tmp_path)))
+    assert dense.curve_steps(cfg) == [10, 20, 25, 30, 40, 50, 60, 70, 75, 100, 125, 150, 175, 200, 225, 250]
+    rms = RewardModels(Pipeline("default", cache=ArtifactCache(tmp_path)))  # builds nothing
+    assert rms.curve_steps(cfg) == [20, 25, 40, 50, 60, 75, 100, 125, 150, 175, 200, 225, 250]
+    assert (get_profile("default").rm.eval_every, get_profile("default").rm.eval_every_warmup) == (25, 20)
 
 
 def test_seeded_pools_differ_by_seed_alone(rms):
