@@ -28,9 +28,9 @@
 #   accuracy first is best (Fig. 10);
 # - WA costs one model at inference, ENS costs M (§3).
 #
-# Before these, two checks of the substrate: fine-tuning never collapses below the probed head it
-# starts from, and the RMs memorize the corrupted labels at all (without memorization, Fig. 4a
-# has nothing to show). Every claim rests on the independently seeded pools and carries a 95%
+# Before these, two checks of the substrate: whether fine-tuning ever falls more than a point below
+# the probed head it starts from, and whether the RMs memorize the corrupted labels at all
+# (without memorization, Fig. 4a has nothing to show). Every claim rests on the independently seeded pools and carries a 95%
 # interval across pools and evaluation pairs.
 
 # %% tags=["parameters"]
