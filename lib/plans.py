@@ -52,23 +52,24 @@ def rl_with_warm(rms) -> dict[str, dict]:
     corrupt pool; the β sweep of φ1 and WARM M."""
     profile = rms.pl.profile
     base, m = profile.rl.run, profile.rm.n_rms
-    phi, phi_c = rms.ranked(0.0), rms.ranked(profile.rm.corruption)
-    beta_c = base.beta * 0.01 / 0.003
+    corrupt = replace(base, beta=base.beta * 0.01 / 0.003)
+    pools = range(1, profile.rm.n_seeds)
+
+    def phi1_and_warm(corruption: float, pool: int = 0) -> dict[str, list[RMConfig]]:
+        ranked = rms.ranked(corruption, pool)
+        return {"φ1": ranked[:1], f"WARM M={m}": ranked}
+
+    phi = rms.ranked(0.0)
     return {
         "clean": {"φ1": Run(phi[:1], base), "φ2": Run(phi[1:2], base),
                   "ENS M=2": Run(phi[:2], base, "ens"), "WARM M=2": Run(phi[:2], base),
                   f"WARM M={m}": Run(phi, base)},
-        "seeds": {(name, p): Run(members, base) for p in range(1, profile.rm.n_seeds)
-                  for name, members in {"φ1": rms.ranked(0.0, p)[:1],
-                                        f"WARM M={m}": rms.ranked(0.0, p)}.items()},
-        "corrupt": {name: Run(members, replace(base, beta=beta_c))
-                    for name, members in {"φ1": phi_c[:1], f"WARM M={m}": phi_c}.items()},
-        "corrupt seeds": {(name, p): Run(members, replace(base, beta=beta_c)) for p in range(1, profile.rm.n_seeds)
-                          for name, members in {"φ1": rms.ranked(profile.rm.corruption, p)[:1],
-                                                f"WARM M={m}": rms.ranked(profile.rm.corruption, p)}.items()},
+        "seeds": {(name, p): Run(members, base) for p in pools for name, members in phi1_and_warm(0.0, p).items()},
+        "corrupt": {name: Run(members, corrupt) for name, members in phi1_and_warm(profile.rm.corruption).items()},
+        "corrupt seeds": {(name, p): Run(members, corrupt) for p in pools
+                          for name, members in phi1_and_warm(profile.rm.corruption, p).items()},
         "sweep": {(name, beta): Run(members, replace(base, beta=beta))
-                  for name, members in {"φ1": phi[:1], f"WARM M={m}": phi}.items()
-                  for beta in profile.rl.betas},
+                  for name, members in phi1_and_warm(0.0).items() for beta in profile.rl.betas},
     }
 
 

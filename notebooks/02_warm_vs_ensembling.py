@@ -30,8 +30,8 @@
 #
 # Before these, two checks of the substrate: whether fine-tuning ever falls more than a point below
 # the probed head it starts from, and whether the RMs memorize the corrupted labels at all
-# (without memorization, Fig. 4a has nothing to show). Every claim rests on the independently seeded pools and carries a 95%
-# interval across pools and evaluation pairs.
+# (without memorization, Fig. 4a has nothing to show). Every claim rests on the independently
+# seeded pools and carries a 95% interval across pools and evaluation pairs.
 
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | gpu
@@ -137,11 +137,11 @@ ch.claim(id="rm-no-collapse", paper="setup", figure="02_training_curves",
 # interval covers all of them at once). The three deepest of each kind:
 
 # %%
-member_pools = [p for p in seeds for c in (0.0, corruption) for _ in rms.pool(c, p)]
+member_pools = [p for p in seeds for c in (0.0, corruption) for _ in rms.pool(c, p)]  # the pool of each member
+falls = [c[0].mean() - c[1:].mean(1) for _, c in curves]  # per RM: probe − accuracy at each eval step
 deepest = pd.DataFrame([{"pool": p, "labels": "corrupt" if cfg.corruption else "clean", "RM seed": cfg.seed,
-                         "step": int(s[1:][(c[0].mean() - c[1:].mean(1)).argmax()]),
-                         "points below the probe": round(100 * float((c[0].mean() - c[1:].mean(1)).max()), 2)}
-                        for p, (s, c), cfg in zip(member_pools, curves, members)])
+                         "step": int(s[1:][f.argmax()]), "points below the probe": round(100 * float(f.max()), 2)}
+                        for p, (s, _), cfg, f in zip(member_pools, curves, members, falls)])
 deepest.sort_values("points below the probe", ascending=False).groupby("labels").head(3)
 
 # %% [markdown]

@@ -61,8 +61,8 @@ print(base)
 #
 # Clean labels: φ1, φ2, ENS M=2 (φ1, φ2), WARM M=2 (φ1, φ2), WARM M=6, and φ1 and WARM M=6 of each
 # other seeded pool. Corrupt labels: φ1 and WARM M=6 of every seeded corrupt pool (with the larger
-# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6. Each run is cached; the
-# first run of this notebook trains them all.
+# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6.
+# Each run is cached; the first run of this notebook trains them all.
 
 # %%
 plan = plans.rl_with_warm(rms)
