@@ -164,10 +164,13 @@ class RMPoolConfig:
     # size of every accuracy comparison: 490 hold 4,000 (the SFT policy repeats itself, so some of a
     # post's pairs are identical and dropped; on the earlier substrate 470 held 4,192).
     curve_posts: int = 490
-    eval_every: int = 25  # steps between two points of that curve
-    # the same during the learning-rate warmup: 20 scores a clean default RM at 13 steps after step
-    # 0 (10 scored 16, a fifth more of the curve's cost, at points where the EMA barely moves)
-    eval_every_warmup: int = 20
+    # steps between two points of that curve, and the same during the learning-rate warmup, where
+    # fine-tuning first moves away from the probed head: 50 and 25 score a 250-step RM at 7 steps
+    # after step 0 (25, 50, 75, 100, 150, 200, 250); 25 and 20 scored 13, 25 and 10 scored 16.
+    # With 7, the RM wave took 1,731 s on a machine where the rest of the run was ~15% slower than
+    # on the one where 13 took 1,841 s.
+    eval_every: int = 50
+    eval_every_warmup: int = 25
     corruption: float = 0.25
     # Corrupt pool p trains on its own block of `corrupt_posts` training posts, [p·n, (p+1)·n)
     # (None: all pools on all posts), for `corrupt_epochs` passes (None: `epochs`): fewer posts seen

@@ -34,6 +34,9 @@ PAPER_RESULTS: dict[str, str] = {
     "rm-no-collapse":
         "setup check: WARM fine-tunes every RM from the shared linear-probed head (LP-FT), which "
         "should not fall below the probe",
+    "rm-no-collapse-clean":
+        "setup check: the same, for the RMs trained on clean labels, which do not memorize swapped "
+        "labels (WARM Fig. 4a's cost of memorization is a fall of its own)",
     "rm-memorizes-corrupt":
         "Fig. 4a: individual RMs (and ENS) fit the swapped training labels (memorization), which WA "
         "then forgets",

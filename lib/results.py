@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ from . import config
 from .config import results_dir
 from .paper import PAPER_RESULTS
 from .stats import CI_KINDS, DIRECTIONS, Estimate, verdict
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 CLAIM_KEYS = ("id", "paper", "figure", "claim", "metric", "value", "ci", "ci_kind", "threshold",
               "direction", "verdict", "holds", "n", "seeds", "notebook", "profile")
@@ -36,6 +42,22 @@ def _read(path: Path) -> list[dict]:
 def claims_of(results: Path) -> list[dict]:
     """The claims recorded in `results/claims.json` (an empty list before the first)."""
     return _read(Path(results) / "claims.json")
+
+
+@contextmanager
+def _locked(folder: Path):
+    """Hold an exclusive lock on `folder` around a read-modify-write of one of its records (two
+    notebooks may record claims at once); a no-op where `fcntl` does not exist (Windows)."""
+    if fcntl is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -113,8 +135,9 @@ def record_claim(results: Path, *, id: str, paper: str, figure: str, claim: str,
            "notebook": notebook, "profile": profile}
     check_claim(row)
     path = Path(results) / "claims.json"
-    rows = [r for r in _read(path) if (r["id"], r["profile"]) != (id, profile)] + [row]
-    _write(path, sorted(rows, key=lambda r: (r["notebook"], r["id"])))
+    with _locked(path.parent):
+        rows = [r for r in _read(path) if (r["id"], r["profile"]) != (id, profile)] + [row]
+        _write(path, sorted(rows, key=lambda r: (r["notebook"], r["id"])))
     return row
 
 
@@ -132,8 +155,9 @@ def record_benchmark(results: Path, *, name: str, ours: float, baseline: float |
     row = {"name": name, "ours": _clean(float(ours)), "baseline": _clean(baseline),
            "ratio": _clean(ratio), "unit": unit, "device": device, "profile": profile}
     path = Path(results) / "benchmarks.json"
-    rows = [r for r in _read(path) if (r["name"], r["profile"], r["device"]) != (name, profile, device)]
-    _write(path, sorted(rows + [row], key=lambda r: (r["profile"], r["name"])))
+    with _locked(path.parent):
+        rows = [r for r in _read(path) if (r["name"], r["profile"], r["device"]) != (name, profile, device)]
+        _write(path, sorted(rows + [row], key=lambda r: (r["profile"], r["name"])))
     return row
 
 

@@ -23,6 +23,19 @@ NOTEBOOKS = ROOT / "notebooks"
 # None where no target is set.
 TARGETS = {("smoke", "00"): 30, ("default", "all"): 3600}
 THREADS_PER_RUN = RUN_THREADS  # torch threads per run (fixed: see lib.config.RUN_THREADS)
+# The fan-out waves (`lib.fanout.WAVES`) whose runs each notebook reads: `--only 04` builds what
+# notebook 04 needs in parallel first, rather than one run at a time inside the notebook.
+NEEDS = {"00": ("prepare",), "01": ("prepare", "rms"), "02": ("prepare", "rms"), "03": ("prepare", "rms"),
+         "04": ("prepare", "rms", "rl"), "05": ("prepare", "rms", "rl", "warp2")}
+
+
+def waves_for(numbers: list[str]) -> tuple[str, ...]:
+    """The fan-out waves the notebooks `numbers` need, in build order (every wave for an unknown
+    number, so a new notebook is never short of a run)."""
+    from .fanout import WAVES
+
+    need = {w for n in numbers for w in NEEDS.get(n, tuple(WAVES))}
+    return tuple(w for w in WAVES if w in need)
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -123,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     state = "in a run from an empty cache" if empty else "cache present"
     print(f"[run] profile {profile.name}: results in {results}, cache in {cache.root}", flush=True)
     times: dict[str, float] = {}
-    if args.jobs > 1 and not args.only:
+    if args.jobs > 1:
         from .fanout import WAVES, submit_waves
 
         start = time.perf_counter()
-        print(f"[run] building the independent runs in {args.jobs} processes × {THREADS_PER_RUN} thread",
-              flush=True)
+        needed = waves_for([nb.name[:2] for nb in selected])
+        print(f"[run] building the independent runs ({', '.join(needed)}) in {args.jobs} processes × "
+              f"{THREADS_PER_RUN} thread", flush=True)
         waves: dict[str, float] = {}
-        submit_waves(profile.name, args.overrides, args.jobs, "local", threads=THREADS_PER_RUN, timings=waves)
+        submit_waves(profile.name, args.overrides, args.jobs, "local", waves=needed, threads=THREADS_PER_RUN,
+                     timings=waves)
         times["fan-out"] = time.perf_counter() - start
         print(f"[run] fan-out done in {times['fan-out']:.0f} s", flush=True)
     for i, nb in enumerate(selected, 1):
@@ -150,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                              baseline=TARGETS.get((profile.name, number)) if empty else None,
                              unit="s", profile=profile.name)
         print(f"[run] done {nb.name} in {seconds:.0f} s ({state})", flush=True)
-    if "fan-out" in times and empty and not args.overrides:
+    if "fan-out" in times and empty and not args.overrides and not args.only:
         record_benchmark(results, name=f"fan-out of the RM and RL runs, {args.jobs} processes ({state})",
                          ours=times["fan-out"], baseline=None, unit="s", profile=profile.name)
         for wave, seconds in waves.items():  # where the time goes, wave by wave

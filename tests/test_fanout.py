@@ -122,3 +122,22 @@ def test_a_kill_of_the_runner_cancels_the_jobs_of_the_wave(monkeypatch, tmp_path
     assert stop.value.code == 128 + signal.SIGTERM
     assert all(job.cancelled for job in jobs)
     assert signal.getsignal(signal.SIGTERM) is before  # the runner's own handling is restored
+
+
+def test_a_notebook_run_alone_fans_out_the_waves_it_reads():
+    from lib.runner import NEEDS, notebooks, waves_for
+
+    assert {p.name[:2] for p in notebooks()} == set(NEEDS)  # every notebook says what it reads
+    assert waves_for(["00"]) == ("prepare",)
+    assert waves_for(["03", "01"]) == ("prepare", "rms")
+    assert waves_for(["05", "02"]) == ("prepare", "rms", "rl", "warp2")  # build order, not the order asked
+    assert waves_for(["99"]) == ("prepare", "rms", "rl", "warp2")
+
+
+def test_shards_are_dealt_in_a_snake_so_slow_members_alternate():
+    jobs = list(range(12))
+    assert fanout.shard(jobs, 0, 2) == [0, 3, 4, 7, 8, 11] and fanout.shard(jobs, 1, 2) == [1, 2, 5, 6, 9, 10]
+    for n in (1, 2, 3, 5):  # every job in exactly one shard
+        assert sorted(j for i in range(n) for j in fanout.shard(jobs, i, n)) == jobs
+    pools = [(pool, member) for pool in range(6) for member in range(6)]  # the RM wave: 6 pools × 6 members
+    assert [sum(m == 3 for _, m in fanout.shard(pools, i, 2)) for i in (0, 1)] == [3, 3]  # round-robin: [0, 6]

@@ -120,3 +120,24 @@ def test_readme_tables_follow_the_committed_results(tmp_path, monkeypatch):
     assert "**1 hold, 0 fail, 0 inconclusive of 1**" in readme
     assert "| notebook 00 wall time | 100 | 200 | 0.5 | s | cpu |" in readme
     assert "smoke only" not in readme and "c2" not in readme
+
+
+def _record_many(results, worker):
+    for k in range(10):
+        _claim(results, _est(), id=f"w{worker}-{k}")
+        record_benchmark(results, name=f"w{worker}-{k}", ours=1.0, baseline=None, unit="s", profile="smoke")
+
+
+def test_notebooks_recording_at_once_lose_no_record(tmp_path):
+    """Two notebooks may run at once: their read-modify-writes of one results folder are locked."""
+    import multiprocessing
+
+    procs = [multiprocessing.get_context("fork").Process(target=_record_many, args=(tmp_path, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert all(p.exitcode == 0 for p in procs)
+    want = {f"w{w}-{k}" for w in range(4) for k in range(10)}
+    assert {c["id"] for c in json.loads((tmp_path / "claims.json").read_text())} == want
+    assert {b["name"] for b in json.loads((tmp_path / "benchmarks.json").read_text())} == want

@@ -288,10 +288,11 @@ def test_curve_is_dense_during_the_warmup(tmp_path):
 
     cfg = RMConfig(steps=250, warmup=0.3)
     dense = RewardModels(Pipeline("default", {"rm.eval_every_warmup": 10}, cache=ArtifactCache(tmp_path)))
-    assert dense.curve_steps(cfg) == [10, 20, 25, 30, 40, 50, 60, 70, 75, 100, 125, 150, 175, 200, 225, 250]
+    assert dense.curve_steps(cfg) == [10, 20, 30, 40, 50, 60, 70, 100, 150, 200, 250]
     rms = RewardModels(Pipeline("default", cache=ArtifactCache(tmp_path)))  # builds nothing
-    assert rms.curve_steps(cfg) == [20, 25, 40, 50, 60, 75, 100, 125, 150, 175, 200, 225, 250]
-    assert (get_profile("default").rm.eval_every, get_profile("default").rm.eval_every_warmup) == (25, 20)
+    assert rms.curve_steps(cfg) == [25, 50, 75, 100, 150, 200, 250]
+    assert rms.curve_steps(replace(cfg, steps=248)) == [25, 50, 100, 150, 200]  # warmup 74 (+ step 248, the end)
+    assert (get_profile("default").rm.eval_every, get_profile("default").rm.eval_every_warmup) == (50, 25)
 
 
 def test_seeded_pools_differ_by_seed_alone(rms):
