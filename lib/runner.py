@@ -23,10 +23,10 @@ NOTEBOOKS = ROOT / "notebooks"
 # None where no target is set.
 TARGETS = {("smoke", "00"): 30, ("default", "all"): 3600}
 THREADS_PER_RUN = RUN_THREADS  # torch threads per run (fixed: see lib.config.RUN_THREADS)
-# The fan-out waves (`lib.fanout.WAVES`) whose runs each notebook reads: `--only 04` builds what
-# notebook 04 needs in parallel first, rather than one run at a time inside the notebook.
-NEEDS = {"00": ("prepare",), "01": ("prepare", "rms"), "02": ("prepare", "rms"), "03": ("prepare", "rms"),
-         "04": ("prepare", "rms", "rl"), "05": ("prepare", "rms", "rl", "warp2")}
+# The last fan-out wave (`lib.fanout.WAVES`, in build order) whose runs each notebook reads; every
+# wave before it is needed too. `--only 04` builds what notebook 04 needs in parallel first,
+# rather than one run at a time inside the notebook.
+NEEDS = {"00": "prepare", "01": "rms", "02": "rms", "03": "rms", "04": "rl", "05": "warp2"}
 
 
 def waves_for(numbers: list[str]) -> tuple[str, ...]:
@@ -34,8 +34,9 @@ def waves_for(numbers: list[str]) -> tuple[str, ...]:
     number, so a new notebook is never short of a run)."""
     from .fanout import WAVES
 
-    need = {w for n in numbers for w in NEEDS.get(n, tuple(WAVES))}
-    return tuple(w for w in WAVES if w in need)
+    order = list(WAVES)
+    last = max(order.index(NEEDS[n]) if n in NEEDS else len(order) - 1 for n in numbers)
+    return tuple(order[: last + 1])
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
