@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # count keeps results identical whatever `--jobs` is. Tiny models gain little from a second thread
 # (`benchmarks.fanout_speed`); `REPRO_RUN_THREADS` changes it (and with it the last bits of results).
 RUN_THREADS = int(os.environ.get("REPRO_RUN_THREADS", "1"))
+# Torch threads of the shared stages (pre-training, SFT, the on-policy comparisons, the probed
+# heads), wherever they are built (the fan-out's prepare job, notebook 00 with `--jobs 1`, a test):
+# fixed for the same reason, so those stages do not depend on `--jobs` or on the machine's cores.
+# Two: the stages are sequential, and on 2 cores they then use both.
+PREPARE_THREADS = int(os.environ.get("REPRO_PREPARE_THREADS", "2"))
 
 @dataclass(frozen=True)
 class WorldConfig:

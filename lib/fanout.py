@@ -19,9 +19,9 @@ Four waves, each needing the one before:
     ./run_all.sh --profile gpu                                   # every run is read from the cache
 
 On a cluster, run `prepare` as one job and each wave as a job array of N jobs depending on the
-previous array, with `REPRO_CACHE_DIR` on a shared filesystem; the notebooks run last. Shard i of
-N builds the runs whose index in the wave's job list is i modulo N, so the union of the shards is
-every run, each built once.
+previous array, with `REPRO_CACHE_DIR` on a shared filesystem; the notebooks run last. The N
+shards deal the wave's job list in a snake (`shard`), so the union of the shards is every run,
+each built once.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import submitit
-import torch
 
 from . import plans
-from .config import cache_dir
+from .cache import torch_threads
+from .config import PREPARE_THREADS, cache_dir
 from .pipeline import Pipeline
 from .profiles import get_profile
 from .rl_runs import RLRuns
@@ -126,9 +127,13 @@ def shard(jobs: list, i: int, n: int) -> list:
 def build_shard(profile: str, overrides: dict, wave: str, i: int = 0, n: int = 1,
                 threads: int | None = None) -> list[str]:
     """Build shard i of N of `wave` ("prepare" is one shard) in this process, with `threads` torch
-    threads; returns the names of its runs. The picklable entry point of every executor."""
-    if threads:
-        torch.set_num_threads(threads)
+    threads (restored on return, so a caller in-process keeps its own count: prepare's floats
+    depend on it); returns the names of its runs. The picklable entry point of every executor."""
+    with torch_threads(threads) if threads else nullcontext():
+        return _build_shard(profile, overrides, wave, i, n)
+
+
+def _build_shard(profile: str, overrides: dict, wave: str, i: int, n: int) -> list[str]:
     pl = Pipeline(get_profile(profile, overrides))
     if wave == "prepare":
         prepare(pl)
@@ -167,7 +172,7 @@ def submit_waves(profile: str, overrides: dict, jobs: int, executor: str = "loca
                  timings: dict[str, float] | None = None) -> dict[str, list[str]]:
     """Every wave in order through submitit: `prepare` as one job, each other wave as `jobs` jobs
     (a Slurm job array, or local processes), each building one shard with `threads` threads
-    (`prepare`, one job, gets `threads × jobs`);
+    (`prepare`, one job, gets `lib.config.PREPARE_THREADS`);
     a wave starts when the previous one has finished. Returns the runs each wave built; with
     `timings`, also fills it with each wave's wall time in seconds."""
     folder = folder or cache_dir(profile) / "submitit"
@@ -193,7 +198,7 @@ def _waves(ex, profile: str, overrides: dict, jobs: int, waves: tuple[str, ...],
     built = {}
     for wave in waves:
         n, start = 1 if wave == "prepare" else jobs, time.perf_counter()
-        per_job = threads * jobs if wave == "prepare" else threads  # one job: give it every core
+        per_job = PREPARE_THREADS if wave == "prepare" else threads  # its stages' own count
         ex.update_parameters(cpus_per_task=per_job)
         futures = ex.map_array(build_shard, [profile] * n, [overrides] * n, [wave] * n, list(range(n)),
                                [n] * n, [per_job] * n)

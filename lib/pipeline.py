@@ -18,8 +18,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import data as D
 from . import world as W
-from .cache import Artifact, ArtifactCache
-from .config import Profile, SamplingConfig, cache_dir
+from .cache import Artifact, ArtifactCache, torch_threads
+from .config import PREPARE_THREADS, RUN_THREADS, Profile, SamplingConfig, cache_dir
 from .gold import ControlRM
 from .models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
 from .profiles import get_profile
@@ -122,9 +122,10 @@ class Pipeline:
                 history: dict = {}
             else:
                 model = tiny_llama(cfg, self.tokenizer, seed=self.profile.pretrain.seed)
-                history = train_causal_lm(model, self.tokenizer, self.world.pretrain["text"], None,
-                                          self.profile.pretrain, cfg.max_length, desc="pre-train",
-                                          eval_fn=self._val_loss_fn(completions=False))
+                with torch_threads(PREPARE_THREADS):  # the same floats wherever it is built
+                    history = train_causal_lm(model, self.tokenizer, self.world.pretrain["text"], None,
+                                              self.profile.pretrain, cfg.max_length, desc="pre-train",
+                                              eval_fn=self._val_loss_fn(completions=False))
             save_model(model, tmp / "model")
             return {"history": history, "n_params": sum(p.numel() for p in model.parameters())}
         return self.cache.stage("pretrain", self.pretrain_key, build)
@@ -137,10 +138,11 @@ class Pipeline:
             def checkpoint(step: int, m: PreTrainedModel) -> None:
                 save_model(m, tmp / f"checkpoint-{step}")
 
-            history = train_causal_lm(model, self.tokenizer, D.prompts_of(sft), sft["summary"],
-                                      self.profile.sft, self.profile.model.max_length, desc="SFT",
-                                      on_checkpoint=checkpoint,
-                                      eval_fn=self._val_loss_fn(completions=True))
+            with torch_threads(PREPARE_THREADS):
+                history = train_causal_lm(model, self.tokenizer, D.prompts_of(sft), sft["summary"],
+                                          self.profile.sft, self.profile.model.max_length, desc="SFT",
+                                          on_checkpoint=checkpoint,
+                                          eval_fn=self._val_loss_fn(completions=True))
             save_model(model, tmp / "model")
             return {"history": history}
         return self.cache.stage("sft", self.sft_key, build)
@@ -167,8 +169,9 @@ class Pipeline:
                 sampling = SamplingConfig(temperature=temperature, batch_size=self.profile.sampling.batch_size,
                                           max_new_tokens=self.profile.sampling.max_new_tokens,
                                           seed=1000 * cfg.seed + 100 + i)
-                samples, stats[split] = sample_summaries(policy, self.tokenizer, D.prompts_of(rows),
-                                                         cfg.k, sampling, desc=f"{split} pairs")
+                with torch_threads(PREPARE_THREADS):
+                    samples, stats[split] = sample_summaries(policy, self.tokenizer, D.prompts_of(rows),
+                                                             cfg.k, sampling, desc=f"{split} pairs")
                 out[split] = D.policy_comparisons(rows, samples, self.profile.world,
                                                   policy=f"sft T={temperature:g}", seed=[cfg.seed, i])
             datasets.DatasetDict(out).save_to_disk(str(tmp / "comparisons"))
@@ -242,8 +245,9 @@ class Pipeline:
                                                               len(self.world.sft["validation"]))))
 
         def build(tmp: Path) -> dict:
-            samples, stats = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(posts),
-                                              k, self.profile.sampling, desc=f"{stage} pool")
+            with torch_threads(RUN_THREADS):  # the same samples from a notebook run anywhere
+                samples, stats = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(posts),
+                                                  k, self.profile.sampling, desc=f"{stage} pool")
             gold = self.gold([p for p in D.prompts_of(posts) for _ in range(k)],
                              [p for p in posts["post"] for _ in range(k)],
                              [s for row in samples for s in row]).reshape(len(samples), k).tolist()

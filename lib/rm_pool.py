@@ -23,7 +23,7 @@ from transformers import AutoModelForSequenceClassification, LlamaForSequenceCla
 
 from . import data as D
 from .cache import Artifact, state_fingerprint, torch_threads
-from .config import RUN_THREADS
+from .config import PREPARE_THREADS, RUN_THREADS
 from .evaluate import choice_correct
 from .lora import merged_state_dict
 from .merge import weight_average
@@ -204,7 +204,8 @@ class RewardModels:
         def build(tmp: Path) -> dict:
             model = self._random_rm(seed) if seed is not None else \
                 reward_model_from(self.pl.model_path("sft"), None)
-            head = fit_linear_probe(model, self.pairset(self.train_split(corruption, block)), self.probe_cfg)
+            with torch_threads(PREPARE_THREADS):  # a shared stage (`lib.config.PREPARE_THREADS`)
+                head = fit_linear_probe(model, self.pairset(self.train_split(corruption, block)), self.probe_cfg)
             save_file(head, str(tmp / "head.safetensors"))
             return {}
 
@@ -402,7 +403,8 @@ class RewardModels:
         def build(tmp: Path) -> dict:
             flat_prompts = [p for p in prompts for _ in range(k)]
             flat = [s for row in pool["samples"] for s in row]
-            scores = self.score_texts(self.warm(members), flat_prompts, flat)
+            with torch_threads(RUN_THREADS):  # the same scores from a notebook run anywhere
+                scores = self.score_texts(self.warm(members), flat_prompts, flat)
             save_file({"scores": torch.from_numpy(scores.reshape(len(prompts), k))},
                       str(tmp / "scores.safetensors"))
             return {}

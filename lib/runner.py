@@ -1,18 +1,24 @@
 """Execute the numbered notebooks with papermill: `python -m lib.runner --profile smoke`.
 
-Stops at the first failing notebook, names it and the failing cell, and exits non-zero. The
+After the fan-out (`lib.fanout`), the notebooks run `--jobs` at a time, in number order, each in
+a worker process whose kernel computes with `lib.config.RUN_THREADS` torch threads: what a
+notebook computes then does not depend on how many run beside it. Stops at the first failing
+notebook (those already running finish), names it and the failing cell, and exits non-zero. The
 executed copies go to `<results>/executed/`; wall times go to `benchmarks.json`. While a notebook
-runs, the terminal shows what it prints (each cached stage it builds, each claim it records).
+runs, the terminal shows what it prints (each cached stage it builds, each claim it records),
+each line behind its number.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .config import ROOT, RUN_THREADS, cache_dir, results_dir
@@ -27,6 +33,9 @@ THREADS_PER_RUN = RUN_THREADS  # torch threads per run (fixed: see lib.config.RU
 # wave before it is needed too. `--only 04` builds what notebook 04 needs in parallel first,
 # rather than one run at a time inside the notebook.
 NEEDS = {"00": "prepare", "01": "rms", "02": "rms", "03": "rms", "04": "rl", "05": "warp2"}
+# A notebook that reads a cached stage an earlier one builds starts after it, so that two running
+# at once do not both build it: notebook 03's best-of-N pool is notebook 00's SFT pool on `default`.
+AFTER = {"03": "00"}
 
 
 def waves_for(numbers: list[str]) -> tuple[str, ...]:
@@ -66,9 +75,28 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None = None) -> float:
-    """Execute one notebook with papermill (`overrides`: its dotted config keys); returns seconds;
-    raises on a failing cell."""
+class _Prefixed:
+    """A text stream that writes each line of `stream` behind `prefix` (two notebooks' output
+    interleaved stays readable)."""
+
+    def __init__(self, stream, prefix: str):
+        self.stream, self.prefix, self.at_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            self.stream.write((self.prefix if self.at_start else "") + piece)
+            self.at_start = piece.endswith("\n")
+        self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None = None,
+                 prefix: str = "") -> float:
+    """Execute one notebook with papermill (`overrides`: its dotted config keys; `prefix`: put
+    before each line it prints); returns seconds; raises on a failing cell."""
     import papermill as pm
     from traitlets.config import Config
 
@@ -76,15 +104,64 @@ def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None
     # is opened, and ipykernel has no reason to warn about unencrypted TCP.
     sockets = Config({"KernelManager": {"transport": "ipc",
                                         "ip": str(Path(tempfile.gettempdir()) / f"warm-warp-kernel-{os.getpid()}")}})
+    out, err = (_Prefixed(s, prefix) if prefix else s for s in (sys.stdout, sys.stderr))
     start = time.perf_counter()
     pm.execute_notebook(str(path), str(out_dir / path.name),
                         parameters={"profile": profile, "overrides": json.dumps(overrides or {})},
                         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
-                        log_output=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
+                        log_output=False, stdout_file=out, stderr_file=err,
                         request_save_on_cell_execute=False, config=sockets)
     out = out_dir / path.name  # committed results name no machine's paths: make them relative
     out.write_text(out.read_text().replace(str(ROOT) + "/", ""))
     return time.perf_counter() - start
+
+
+def _worker(path: Path, profile: str, out_dir: Path, overrides: dict) -> tuple[float, str | None]:
+    """One notebook in a worker process, its kernel at `RUN_THREADS` torch threads (the kernel
+    inherits the environment): (seconds, None), or (seconds, the failing cell and its error)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(RUN_THREADS)
+    start = time.perf_counter()
+    try:
+        return run_notebook(path, profile, out_dir, overrides, prefix=f"[{path.name[:2]}] "), None
+    except PapermillExecutionError as err:
+        return time.perf_counter() - start, (f"cell {err.cell_index} (execution count {err.exec_count}): "
+                                             f"{err.ename}: {err.evalue}")
+
+
+def run_notebooks(paths: list[Path], profile: str, out_dir: Path, overrides: dict, jobs: int,
+                  on_done=None) -> tuple[Path, str] | None:
+    """Execute `paths` `jobs` at a time, in order, each as a worker frees up and once its `AFTER`
+    notebook is done; `on_done(path, seconds)` after each. Returns None, or the notebook that failed
+    first and what failed in it; no notebook starts after a failure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, running, failed = list(paths), {}, None
+
+    def ready() -> Path | None:
+        """The first notebook to run whose `AFTER` notebook is neither waiting nor running."""
+        busy = {nb.name[:2] for nb in [*todo, *running.values()]}
+        return next((nb for nb in todo if AFTER.get(nb.name[:2]) not in busy), None)
+
+    spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no torch threads forked
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(paths))), mp_context=spawn) as pool:
+        while todo or running:
+            while failed is None and len(running) < jobs and (nb := ready()) is not None:
+                todo.remove(nb)
+                print(f"[run] {nb.name} on profile {profile} ...", flush=True)
+                running[pool.submit(_worker, nb, profile, out_dir, overrides)] = nb
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                nb = running.pop(future)
+                seconds, error = future.result()
+                if error is None:
+                    on_done and on_done(nb, seconds)
+                elif failed is None:
+                    failed = nb, error
+    return failed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,7 +177,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1) // THREADS_PER_RUN),
                    help="processes that build the independent RM and RL runs before the notebooks "
                         f"(`lib.fanout`, {THREADS_PER_RUN} torch thread each; default: the cores / "
-                        f"{THREADS_PER_RUN}); 1 builds everything inside the notebooks")
+                        f"{THREADS_PER_RUN}), then run the notebooks N at a time; 1 builds everything inside "
+                        "the notebooks, one after the other")
     return p
 
 
@@ -119,8 +197,6 @@ def check_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = check_args(argv)
-    from papermill.exceptions import PapermillExecutionError
-
     from .cache import ArtifactCache
     from .results import record_benchmark, write_report
 
@@ -149,16 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                      timings=waves)
         times["fan-out"] = time.perf_counter() - start
         print(f"[run] fan-out done in {times['fan-out']:.0f} s", flush=True)
-    for i, nb in enumerate(selected, 1):
-        print(f"[run] ({i}/{len(selected)}) {nb.name} on profile {profile.name} ...", flush=True)
-        try:
-            seconds = run_notebook(nb, profile.name, out_dir, args.overrides)
-        except PapermillExecutionError as err:
-            print(f"[run] FAILED: {nb.name}, cell {err.cell_index} (execution count "
-                  f"{err.exec_count}): {err.ename}: {err.evalue}\n"
-                  f"[run] the executed notebook with the traceback: {out_dir / nb.name}",
-                  file=sys.stderr)
-            return 1
+    start = time.perf_counter()
+
+    def done(nb: Path, seconds: float) -> None:
         number = nb.name[:2]
         times[number] = seconds
         if not args.overrides:
@@ -166,6 +235,16 @@ def main(argv: list[str] | None = None) -> int:
                              baseline=TARGETS.get((profile.name, number)) if empty else None,
                              unit="s", profile=profile.name)
         print(f"[run] done {nb.name} in {seconds:.0f} s ({state})", flush=True)
+
+    failed = run_notebooks(selected, profile.name, out_dir, args.overrides, args.jobs, on_done=done)
+    if failed:
+        nb, what = failed
+        print(f"[run] FAILED: {nb.name}, {what}\n[run] the executed notebook with the traceback: "
+              f"{out_dir / nb.name}", file=sys.stderr)
+        return 1
+    times["notebooks"] = time.perf_counter() - start
+    print(f"[run] notebooks done in {times['notebooks']:.0f} s, {min(args.jobs, len(selected))} at a time",
+          flush=True)
     if "fan-out" in times and empty and not args.overrides and not args.only:
         record_benchmark(results, name=f"fan-out of the RM and RL runs, {args.jobs} processes ({state})",
                          ours=times["fan-out"], baseline=None, unit="s", profile=profile.name)
@@ -174,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                              baseline=None, unit="s", profile=profile.name)
     if empty and not args.overrides and all(p.name[:2] in times for p in notebooks()):
         record_benchmark(results, name=f"whole run wall time, fan-out + every notebook ({state})",
-                         ours=sum(times.values()), baseline=TARGETS.get((profile.name, "all")), unit="s",
-                         profile=profile.name)
+                         ours=times.get("fan-out", 0.0) + times["notebooks"],
+                         baseline=TARGETS.get((profile.name, "all")), unit="s", profile=profile.name)
     print(f"[run] report: {write_report(results)}")
     return 0
 

@@ -141,3 +141,20 @@ def test_shards_are_dealt_in_a_snake_so_slow_members_alternate():
         assert sorted(j for i in range(n) for j in fanout.shard(jobs, i, n)) == jobs
     pools = [(pool, member) for pool in range(6) for member in range(6)]  # the RM wave: 6 pools × 6 members
     assert [sum(m == 3 for _, m in fanout.shard(pools, i, 2)) for i in (0, 1)] == [3, 3]  # round-robin: [0, 6]
+
+
+def test_a_shard_built_in_process_gives_back_the_callers_thread_count(monkeypatch):
+    """Prepare's floats depend on the thread count, so a shard built in-process (a test, a notebook)
+    must not leave its count behind: a later in-process prepare would no longer match one built in
+    a fresh process (this once broke the SIGKILL-resume test in the full suite)."""
+    import torch
+
+    seen = []
+    monkeypatch.setattr(fanout, "Pipeline", lambda profile: None)
+    monkeypatch.setitem(fanout.JOBS, "rms", lambda pl: [("one run", lambda: seen.append(torch.get_num_threads()))])
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    assert fanout.build_shard("smoke", {}, "rms", threads=other) == ["one run"]
+    assert seen == [other] and torch.get_num_threads() == before
+    fanout.build_shard("smoke", {}, "rms")  # no count asked: the caller's is used
+    assert seen == [other, before] and torch.get_num_threads() == before

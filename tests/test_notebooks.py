@@ -127,6 +127,41 @@ def test_a_failing_notebook_is_named_with_its_cell(tmp_env, monkeypatch, capsys)
     assert not (tmp_env / "results" / "executed" / "01_never_runs.ipynb").exists()
 
 
+@pytest.mark.slow
+def test_notebooks_run_two_at_a_time_with_the_runs_thread_count_and_in_their_order(tmp_env, monkeypatch):
+    """`--jobs 2`: two kernels at once, each computing with `RUN_THREADS` torch threads whatever
+    runs beside it; a notebook named in `AFTER` waits for the one it reads (here 03 for 00, which
+    runs longest, so 03 would otherwise start as soon as 01 and 02 were done)."""
+    from lib.config import RUN_THREADS
+
+    log = tmp_env / "log.jsonl"
+    folder = tmp_env / "nbs"
+    folder.mkdir()
+    for name, sleep in (("00_long", 6), ("01_short", 0), ("02_short", 0), ("03_reads_00", 0)):
+        nb = nbformat.v4.new_notebook(cells=[
+            nbformat.v4.new_code_cell('profile = "smoke"\noverrides = "{}"', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "import json, time, torch\n"
+                f"start = time.time(); time.sleep({sleep})\n"
+                f"with open({str(log)!r}, 'a') as f:\n"
+                f"    f.write(json.dumps({{'nb': {name[:2]!r}, 'start': start, 'end': time.time(), "
+                "'threads': torch.get_num_threads()}) + '\\n')"),
+        ])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    monkeypatch.setattr(runner, "NOTEBOOKS", folder)
+    monkeypatch.setattr(runner, "AFTER", {"03": "00"})
+    done = []
+    failed = runner.run_notebooks(runner.notebooks(), "smoke", tmp_env / "out", {}, jobs=2,
+                                  on_done=lambda nb, seconds: done.append(nb.name[:2]))
+    assert failed is None and sorted(done) == ["00", "01", "02", "03"]
+    runs = {r["nb"]: r for r in map(json.loads, log.read_text().splitlines())}
+    assert {r["threads"] for r in runs.values()} == {RUN_THREADS}
+    assert runs["01"]["start"] < runs["00"]["end"]  # two at once
+    assert runs["03"]["start"] >= runs["00"]["end"] > runs["02"]["end"]  # 03 waited for 00 alone
+    assert all((tmp_env / "out" / p.name).exists() for p in runner.notebooks())
+
+
 def test_unknown_profile_is_one_clear_error(capsys):
     with pytest.raises(SystemExit) as err:
         runner.main(["--profile", "laptop"])

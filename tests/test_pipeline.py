@@ -65,3 +65,35 @@ def test_the_policy_pairs_are_every_pair_of_distinct_sft_samples(tmp_path):
     assert set(train["policy_0"]) == {f"sft T={cfg.temperature:g}"}
     assert set(ood["policy_0"]) == {f"sft T={cfg.ood_temperature:g}"}
     assert pl.comparisons_artifact().meta["pairs"]["train"] == len(train)
+
+
+def test_shared_stages_and_pools_compute_with_fixed_thread_counts_whoever_builds_them(tmp_path, monkeypatch):
+    """CPU floats depend on the thread count in their last bits: pre-training, SFT and the
+    comparisons use `PREPARE_THREADS`, a sample pool `RUN_THREADS`, whatever count the caller has
+    (a fan-out job, a notebook kernel, a test), and the caller's count comes back afterwards."""
+    from lib import pipeline as P
+    from lib.config import PREPARE_THREADS, RUN_THREADS
+
+    seen = []
+
+    def spy(fn, name):
+        def wrapped(*args, **kwargs):
+            seen.append((name, torch.get_num_threads()))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(P, "train_causal_lm", spy(P.train_causal_lm, "train"))
+    monkeypatch.setattr(P, "sample_summaries", spy(P.sample_summaries, "sample"))
+    before = torch.get_num_threads()
+    caller = 3 if PREPARE_THREADS != 3 and RUN_THREADS != 3 else 4
+    torch.set_num_threads(caller)
+    try:
+        few = {"pairs.n_train_posts": 4, "pairs.n_validation_posts": 2, "pairs.n_ood_posts": 2, "rm.corrupt_posts": 1}
+        pl = Pipeline("smoke", {**FAST, **few}, cache=ArtifactCache(tmp_path))
+        pl.comparisons_artifact()  # pre-training, SFT, then sampling the pairs
+        pl.sample_pool("sft", 2, 2)
+        assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
+    assert seen[:2] == [("train", PREPARE_THREADS)] * 2  # pre-training, SFT
+    assert {n for name, n in seen[2:-1]} == {PREPARE_THREADS} and seen[-1] == ("sample", RUN_THREADS)
