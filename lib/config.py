@@ -113,6 +113,7 @@ class BestOfNConfig:
 
 
 PAIR_SOURCES = ("policy", "dataset")
+OOD_POLICIES = ("pretrain", "sft")  # the models `PairsConfig.ood_policy` may name
 
 
 @dataclass(frozen=True)
@@ -124,24 +125,31 @@ class PairsConfig:
       Gao's and Coste's); the RMs then rank the policy's own samples, which best-of-N and RL pick
       from. "dataset": the data's own comparisons (the synthetic world's writers; real TL;DR).
     - Train and ID-validation pairs are on disjoint posts of the training topics; the OOD pairs
-      are samples of a shifted policy on held-out topics, as WARM's D_ood are of other policies.
-      The shift is to a *colder* policy (T = 0.5), where RL and best-of-N take the policy, and not
-      to WARM's hotter one: two hot samples differ more in gold, so hot pairs are easier than ID
-      pairs, not harder (README, RM section).
+      are samples of *another policy* on held-out topics, as WARM's D_ood are samples of other
+      policies: `ood_policy` "pretrain", the pre-trained base model before SFT, at
+      `ood_temperature`. On the `default` substrate the SFT policy's own samples on held-out
+      topics, at any temperature, are no harder for the bag-of-words proxy than ID pairs (it
+      counts words, which do not care about topics); the base model's samples are, at T = 0.7
+      with labels about as noisy as ID ones (README, the world's OOD split).
     """
 
     source: str = "policy"
     k: int = 5  # samples per post; all C(k, 2) pairs of distinct samples are labelled
-    n_train_posts: int = 2000
+    # 2,200: enough posts for three disjoint corrupt blocks of `rm.corrupt_posts` = 720, which hold
+    # 4,000 swapped pairs (the SFT policy of 1,800 pre-training steps repeats itself more often)
+    n_train_posts: int = 2200
     n_validation_posts: int = 1000
     n_ood_posts: int = 1000
     temperature: float = 1.0
-    ood_temperature: float = 0.5
+    ood_policy: str = "pretrain"  # the policy sampled for the OOD pairs: "pretrain" or "sft"
+    ood_temperature: float = 0.7
     seed: int = 0
 
     def __post_init__(self):
         if self.source not in PAIR_SOURCES:
             raise ValueError(f"unknown pairs.source {self.source!r}; valid: {', '.join(PAIR_SOURCES)}")
+        if self.ood_policy not in OOD_POLICIES:
+            raise ValueError(f"unknown pairs.ood_policy {self.ood_policy!r}; valid: {', '.join(OOD_POLICIES)}")
         if self.k < 2:
             raise ValueError(f"pairs.k must be ≥ 2 (two samples make a pair), got {self.k}")
         for name in ("n_train_posts", "n_validation_posts", "n_ood_posts"):
@@ -166,12 +174,14 @@ class RMPoolConfig:
     mode: str = "full"  # full | lora | qlora
     probe_pairs: int = 100_000  # training pairs the shared linear-probed head is fitted on (at most)
     # ID-validation posts scored along training (the no-collapse check), sized for 4,000 pairs, the
-    # size of every accuracy comparison: 490 hold 4,000 (the SFT policy repeats itself, so some of a
-    # post's pairs are identical and dropped; on the earlier substrate 470 held 4,192).
-    curve_posts: int = 490
+    # size of every accuracy comparison: 550 hold 4,055 (the SFT policy repeats itself, so some of a
+    # post's pairs are identical and dropped; on the substrate of 900 pre-training steps 490 held
+    # 4,000, and on the one before it 470 held 4,192).
+    curve_posts: int = 550
     # steps between two points of that curve, and the same during the learning-rate warmup, where
-    # fine-tuning first moves away from the probed head: 50 and 25 score a 250-step RM at 7 steps
-    # after step 0 (25, 50, 75, 100, 150, 200, 250); 25 and 20 scored 13, 25 and 10 scored 16.
+    # fine-tuning first moves away from the probed head: 50 and 25 score a 275-step RM at 8 steps
+    # after step 0 (25, 50, 75, 100, 150, 200, 250, 275; the last step is always scored); on a
+    # 250-step RM, 25 and 20 scored 13, 25 and 10 scored 16.
     # With 7, the RM wave took 1,731 s on a machine where the rest of the run was ~15% slower than
     # on the one where 13 took 1,841 s.
     eval_every: int = 50
@@ -180,15 +190,15 @@ class RMPoolConfig:
     # Corrupt pool p trains on its own block of `corrupt_posts` training posts, [p·n, (p+1)·n)
     # (None: all pools on all posts), for `corrupt_epochs` passes (None: `epochs`): fewer posts seen
     # more often, so that the RMs can memorize the swapped labels (WARM Fig. 4a). Disjoint blocks
-    # give the memorization claims distinct swapped pairs in each pool: 660 posts is the block size
-    # whose three hold 4,000 (4,032; 620 held 4,000 on the earlier substrate, whose policy repeated
-    # itself less, and 3,788 on today's).
+    # give the memorization claims distinct swapped pairs in each pool: 720 posts is the block size
+    # whose three hold 4,000 (4,098; 700 hold 3,988). The policies of earlier substrates repeated
+    # themselves less: 660 posts held 4,032 after 900 pre-training steps, 620 held 4,096 before.
     # Measured on default (development probes, one RM each; accuracy on the swapped pairs against
     # the swapped labels, end − start): all 2,000 posts × 2 epochs −0.03 (the RM learns the signal,
     # not the noise); 1,000 × 4 +0.003; 500 × 4 +0.054 and +0.047, but a pool mean of only +0.012
     # [−0.010, 0.034] in a whole default run; 500 × 6 +0.095; as EMAs (μ = 0.03), 600 × 6 +0.057 and
     # +0.095 (ID accuracy 0.590 / 0.579, the 500-post pools' level).
-    corrupt_posts: int | None = 660
+    corrupt_posts: int | None = 720
     corrupt_epochs: float | None = 6.0
     # Each RM is the EMA of its weights along fine-tuning, θ_ema ← (1−μ)·θ_ema + μ·θ from the probed
     # init (1: no EMA; full fine-tuning only). Measured on default (development probes on the
@@ -355,6 +365,10 @@ class RLSetup:
     n_prompts: int = 2000  # SFT-train posts used as RL prompts
     n_eval_prompts: int = 128  # SFT-validation posts sampled at every eval step
     betas: tuple[float, ...] = (0.01, 0.03, 0.1)  # the KL sweep of Fig. 8c
+    # The runs that go past the gold peak (φ1 and WARM M of pool 0, notebook 04's hacking claims):
+    # no KL term and a larger step, so that they reach the KL at which a fact-checking RM is hacked
+    # within a CPU budget (at `run`'s settings gold still rises after 100 steps on `default`).
+    long: RLConfig = field(default_factory=lambda: RLConfig(steps=100, beta=0.0, lr=2e-4))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ PAPER_RESULTS: dict[str, str] = {
         "corruption experiments swap 25% of training labels",
     "world-ood-shift":
         "setup check, no paper number: WARM's OOD test set is 92k pairs from PaLM-XS policies at high "
-        "temperature; ours, SFT samples at T = 0.5 on held-out topics (hot pairs are easier here)",
+        "temperature; ours, the pre-trained base policy's samples at T = 0.7 on held-out topics",
     "world-overoptimization":
         "setup check, no paper number: over-optimization as in WARM Fig. 1b (RL control reward vs "
         "steps rises, then collapses: reward hacking)",
@@ -101,6 +101,9 @@ PAPER_RESULTS: dict[str, str] = {
         "hacking)",
     "rl-warm-delays-hacking":
         "Fig. 1b/8: bigger M delays the collapse of the control reward (KL α 0.003, clean labels)",
+    "rl-warm-delays-hacking-long":
+        "Fig. 1b/8: bigger M delays the collapse of the control reward; WARM M=6 @3500 steps beats "
+        "φ1 @3000 steps (Fig. 9c)",
     "rl-warm-delays-hacking-corrupt":
         "Fig. 8b: with 25% corrupt labels (KL α 0.01), bigger M delays the collapse of the control "
         "reward",

@@ -153,27 +153,29 @@ class Pipeline:
                 "max_new_tokens": self.profile.sampling.max_new_tokens}
 
     def comparisons_artifact(self) -> Artifact:
-        """The SFT policy's comparisons (`pairs.source` "policy"): `pairs.k` samples per post of
-        the world's train, validation and OOD comparison posts, every pair of distinct samples
-        labelled by the world's annotators; OOD posts are sampled at `pairs.ood_temperature`."""
+        """The policies' comparisons (`pairs.source` "policy"): `pairs.k` samples per post of the
+        world's train, validation and OOD comparison posts, every pair of distinct samples labelled
+        by the world's annotators. Train and validation posts are sampled from the SFT policy at
+        `pairs.temperature`; OOD posts (held-out topics) from `pairs.ood_policy` at
+        `pairs.ood_temperature`."""
         cfg = self.profile.pairs
 
         def build(tmp: Path) -> dict:
-            policy, posts = self.load("sft"), self.world.comparisons
-            plan = {"train": (cfg.n_train_posts, cfg.temperature),
-                    "validation": (cfg.n_validation_posts, cfg.temperature),
-                    "test_ood": (cfg.n_ood_posts, cfg.ood_temperature)}
+            posts = self.world.comparisons
+            plan = {"train": (cfg.n_train_posts, "sft", cfg.temperature),
+                    "validation": (cfg.n_validation_posts, "sft", cfg.temperature),
+                    "test_ood": (cfg.n_ood_posts, cfg.ood_policy, cfg.ood_temperature)}
             out, stats = {}, {}
-            for i, (split, (n, temperature)) in enumerate(plan.items()):
+            for i, (split, (n, stage, temperature)) in enumerate(plan.items()):
                 rows = posts[split].select(range(n))
                 sampling = SamplingConfig(temperature=temperature, batch_size=self.profile.sampling.batch_size,
                                           max_new_tokens=self.profile.sampling.max_new_tokens,
                                           seed=1000 * cfg.seed + 100 + i)
                 with torch_threads(PREPARE_THREADS):
-                    samples, stats[split] = sample_summaries(policy, self.tokenizer, D.prompts_of(rows),
+                    samples, stats[split] = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(rows),
                                                              cfg.k, sampling, desc=f"{split} pairs")
                 out[split] = D.policy_comparisons(rows, samples, self.profile.world,
-                                                  policy=f"sft T={temperature:g}", seed=[cfg.seed, i])
+                                                  policy=f"{stage} T={temperature:g}", seed=[cfg.seed, i])
             datasets.DatasetDict(out).save_to_disk(str(tmp / "comparisons"))
             return {"sampling": stats, "pairs": {s: len(ds) for s, ds in out.items()},
                     "disagreement": {s: D.label_gold_disagreement(ds) for s, ds in out.items()}}

@@ -42,7 +42,9 @@ PROFILES: dict[str, Profile] = {
         bon=BestOfNConfig(n_prompts=6, k=16),
         rl=RLSetup(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
                                 n_eval_samples=2),
-                   n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
+                   n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1),
+                   long=RLConfig(steps=4, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
+                                 n_eval_samples=2, beta=0.0, lr=2e-4)),
         warp=WARPConfig(rl=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
                                     n_eval_samples=2, anchor="ema", beta=0.1),
                         etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
@@ -54,14 +56,18 @@ PROFILES: dict[str, Profile] = {
     ),
     "default": Profile(
         name="default",
-        pretrain=LMTrainConfig(steps=900, batch_size=32, lr=3e-3),  # long enough to learn to copy
+        # long enough to learn to copy from the post and to tell what it does not say (README: at
+        # 900 steps the worst clean RM sat 2.8 points below the bag-of-words proxy; at 1,800, 0.1–0.3)
+        pretrain=LMTrainConfig(steps=1800, batch_size=32, lr=3e-3, eval_every=150),
         sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
                           checkpoint_steps=(60, 90)),
         sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
         # lr 1e-4: at 5e-5 no policy is hacked within 50 steps by RMs that check facts (README)
         rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, beta=0.05, eval_every=10,
                                 n_eval_samples=2),
-                   betas=(0.01, 0.05, 0.2)),
+                   betas=(0.01, 0.05, 0.2),
+                   long=RLConfig(steps=100, prompts_per_step=8, k=4, lr=2e-4, beta=0.0, eval_every=10,
+                                 n_eval_samples=2)),
         warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, eval_every=10,
                                     n_eval_samples=2, anchor="ema", ema_mu=0.01, beta=0.1)),
     ),
@@ -86,7 +92,9 @@ PROFILES: dict[str, Profile] = {
         # the EMA anchor), 64 samples per step (the paper: 128) and LoRA's larger learning rate.
         rl=RLSetup(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003,
                                 max_new_tokens=53, mode="qlora", eval_every=100, n_eval_samples=2),
-                   n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
+                   n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01),
+                   long=RLConfig(steps=3_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.0, max_new_tokens=53,
+                                 mode="qlora", eval_every=100, n_eval_samples=2)),
         warp=WARPConfig(rl=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
                                     anchor="ema", ema_mu=0.01, max_new_tokens=53, mode="qlora",
                                     eval_every=100, n_eval_samples=2)),

@@ -171,13 +171,15 @@ ch.benchmark(name="SFT within-post gold std (16 samples)", ours=float(gold_sft.s
 # pairs of policy samples: `pairs.k` samples per post, every pair of distinct samples labelled by
 # the world's annotators. An annotator prefers summary 1 with probability σ(Δgold/τ + γ·Δwords):
 # Bradley–Terry on the gold margin plus a verbosity bias γ per word. Train and ID-validation pairs
-# come from disjoint posts of the training topics; the **OOD** pairs from held-out topics, sampled
-# by a shifted policy, as WARM's D_ood are samples of other policies. Ours is a *colder* policy
-# (T = 0.5), where RL and best-of-N move the policy; WARM's is hotter, but here two hot samples
-# differ more in gold, which makes hot pairs easier than ID pairs rather than harder. The shift is
-# partly one of difficulty: cold samples differ in finer ways, and their labels agree with gold
-# less often. The writers' pairs stay as a contrast: they are what the RMs of earlier versions of
-# this repository learned from.
+# come from disjoint posts of the training topics. The **OOD** pairs are samples of *another
+# policy* on held-out topics, as WARM's D_ood are samples of other policies: the pre-trained base
+# model, before SFT (`pairs.ood_policy`), at T = 0.7. It writes like the web's TL;DR writers it was
+# pre-trained on (filler, repetitions, other facts), so its pairs differ from the SFT policy's in
+# what they differ in, while their labels disagree with gold about as often as ID labels do (the
+# table's last column): a shift of distribution, not of difficulty. The SFT policy's own samples
+# on held-out topics are no such shift here, at any temperature: the proxy below counts words, and
+# words do not care about topics (README, the world's OOD split). The writers' pairs stay as a
+# contrast: they are what the RMs of earlier versions of this repository learned from.
 
 # %%
 comparisons = pl.comparisons

@@ -61,14 +61,16 @@ print(base)
 #
 # Clean labels: φ1, φ2, ENS M=2 (φ1, φ2), WARM M=2 (φ1, φ2), WARM M=6, and φ1 and WARM M=6 of each
 # other seeded pool. Corrupt labels: φ1 and WARM M=6 of every seeded corrupt pool (with the larger
-# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6.
+# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6. And
+# the **long runs**: φ1 and WARM M=6 of pool 0 without a KL term, at twice the learning rate and for
+# twice the steps (`rl.long`), which go far enough from the SFT policy for its RM to be hacked.
 # Each run is cached; the first run of this notebook trains them all.
 
 # %%
 plan = plans.rl_with_warm(rms)
 hist = {group: {name: runs.history(runs.run(run, desc=f"RL {group} {name}")) for name, run in by_name.items()}
         for group, by_name in plan.items()}
-clean, corrupt, sweep = hist["clean"], hist["corrupt"], hist["sweep"]
+clean, corrupt, sweep, long = hist["clean"], hist["corrupt"], hist["sweep"], hist["long"]
 seeded = {name: [clean[name]] + [hist["seeds"][name, p] for p in range(1, P.rm.n_seeds)] for name in ("φ1", W6)}
 seeded_corrupt = {name: [corrupt[name]] + [hist["corrupt seeds"][name, p] for p in range(1, P.rm.n_seeds)]
                   for name in ("φ1", W6)}
@@ -114,15 +116,16 @@ ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_step
 # %% [markdown]
 # ## Proxy vs gold: is the single RM hacked?
 #
-# The proxy reward of the policy against its gold reward (left: φ1 at the default β; right: φ1 at
-# the smallest β of the sweep, which moves furthest from the SFT policy), with the mean length.
-# RMs that check facts against the post are hard to hack: on `default`, at an RL lr of 5e-5, no
-# run turned over within its 50 steps, so RL runs at 1e-4 (`rl.run.lr`); at 2e-4 gold turned over
-# at step 20 and then oscillated.
+# The proxy reward of the policy against its gold reward (left: φ1 at the default β; right: φ1 in
+# the long run, with no KL term), with the mean length. RMs that check facts against the post are
+# hard to hack: on `default` no 50-step run at the default settings turns over, at any β of the
+# sweep, and φ1 at β = 0.01 still gained gold after 100 steps in a development probe (README). The
+# long run goes further, at 2e-4 with β = 0 (`rl.long`).
 
 # %%
-small = min(P.rl.betas)
-shown = {f"φ1, β={base.beta:g}": clean["φ1"], f"φ1, β={small:g}": sweep["φ1", small]}
+long_cfg = plan["long"]["φ1"].cfg
+long_name = f"φ1, long (β={long_cfg.beta:g}, lr {long_cfg.lr:g})"
+shown = {f"φ1, β={base.beta:g}": clean["φ1"], long_name: long["φ1"]}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, (name, h) in zip(axes, shown.items()):
     ax.plot(h["eval_step"], h["eval_proxy"], "o-", ms=3, color="C1", label="proxy reward (the RM trained on)")
@@ -136,25 +139,49 @@ axes[0].legend(loc="upper left", fontsize=8)
 ch.save(fig, "04_proxy_vs_gold")
 
 # %%
-h = sweep["φ1", small]
+h = long["φ1"]
 g = per_prompt(h)
 peak = 1 + int(np.argmax(g[:, 1:].mean(0)))
 ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
          claim="RL against a single RM (φ1) hacks it: the proxy reward keeps rising while the gold "
                "reward rises, peaks, then falls",
-         metric=f"φ1 at β={small:g}: final gold − peak gold over steps after 0 (peak at step "
+         metric=f"φ1, long run: final gold − peak gold over steps after 0 (peak at step "
                 f"{h['eval_step'][peak]}; proxy from {h['eval_proxy'][0]:+.2f} to {h['eval_proxy'][-1]:+.2f})",
          estimate=bootstrap(g, lambda m: m[..., -1] - m[..., 1:].max(-1)), threshold=0.0, direction="<")
 
 # %% [markdown]
-# Does WARM delay or reduce the collapse? The final gold reward of the WARM M=6 policy minus the φ1
-# policy's (every pool; paired over prompts), and of WARM M=2 minus ENS M=2 of the same two RMs.
+# Does WARM delay or reduce the collapse? First in the long runs, where φ1 is hacked: gold along
+# training of φ1 and WARM M=6 (pool 0; bands over prompts), and WARM M=6's final gold minus φ1's.
+
+# %%
+long_steps = np.asarray(long["φ1"]["eval_step"])
+fig, ax = plt.subplots(figsize=(7, 4))
+for name, h in long.items():
+    line_with_band(ax, long_steps, *column_intervals(per_prompt(h)), label=f"{name}, gold", color=COLORS[name],
+                   alpha=0.12)
+    ax.plot(long_steps, h["eval_proxy"], ":", color=COLORS[name], label=f"{name}, proxy (its own reward)")
+ax.set(xlabel="RL step", ylabel="reward (eval samples)",
+       title=f"long runs (β={long_cfg.beta:g}, lr {long_cfg.lr:g}): gold and proxy along RL")
+ax.legend(fontsize=8)
+ch.save(fig, "04_long_runs")
 
 # %%
 def pair(a, b):
     """The final gold of two runs as two columns: (..., prompts, 2)."""
     return np.stack([a[..., -1], b[..., -1]], -1)
 
+g_long = {name: per_prompt(h) for name, h in long.items()}
+ch.claim(id="rl-warm-delays-hacking-long", paper="WARM", figure="Fig. 1b, 9c (04_long_runs)",
+         claim=f"in runs long enough for φ1 to be hacked, WARM M={M} ends with a higher gold reward than φ1",
+         metric=f"final gold (step {long_steps[-1]}), WARM M={M} − φ1, long runs (pool 0)",
+         estimate=bootstrap(pair(g_long[W6], g_long["φ1"]), lambda m: m[..., 0] - m[..., 1]),
+         threshold=0.0, direction=">")
+
+# %% [markdown]
+# Then at the default settings, 50 steps: the final gold reward of the WARM M=6 policy minus the φ1
+# policy's (every pool; paired over prompts), and of WARM M=2 minus ENS M=2 of the same two RMs.
+
+# %%
 ch.claim(id="rl-warm-delays-hacking", paper="WARM", figure="Fig. 1b, 8 (04_gold_vs_steps)",
          claim=f"WARM M={M} delays or reduces the collapse of the gold reward compared with φ1",
          metric=f"final gold, WARM M={M} − φ1",
@@ -201,11 +228,11 @@ ch.claim(id="rl-warm-delays-hacking-corrupt", paper="WARM", figure="Fig. 8b (04_
 # %% [markdown]
 # ## Samples of the policy trained against φ1
 #
-# The last eval samples of the φ1 policy at the smallest β, with their proxy and gold rewards:
+# The last eval samples of the φ1 policy of the long run, with their proxy and gold rewards:
 # what the RM over-rewards shows up here.
 
 # %%
-h = sweep["φ1", small]
+h = long["φ1"]
 n_show = 4
 prompts = [p for p in runs.eval_prompts for _ in range(base.n_eval_samples)][:n_show]
 print("SFT samples (step 0):", h["eval_texts"][0][:2])

@@ -39,8 +39,9 @@ def test_smoke_results_never_go_to_committed_results(monkeypatch, tmp_path):
     ({"rm.mode": "adapters"}, r"unknown rm.mode 'adapters'; valid: full, lora, qlora"),
     ({"rm.corruption": 0.6}, r"rm.corruption must be in \[0, 0.5\)"),
     ({"rm.corrupt_posts": 0}, r"rm.corrupt_posts must be ≥ 1 or None, got 0"),
-    ({"rm.corrupt_posts": 700}, r"rm.corrupt_posts = 700 for each of rm.n_seeds = 3 corrupt pools \(disjoint "
-                                r"blocks, 2100 posts\) asks for more posts than the training pairs have \(2000"),
+    ({"rm.corrupt_posts": 800}, r"rm.corrupt_posts = 800 for each of rm.n_seeds = 3 corrupt pools \(disjoint "
+                                r"blocks, 2400 posts\) asks for more posts than the training pairs have \(2200"),
+    ({"pairs.ood_policy": "rl"}, r"unknown pairs.ood_policy 'rl'; valid: pretrain, sft"),
     ({"rm.corrupt_epochs": 0}, r"rm.corrupt_epochs must be positive or None, got 0"),
     ({"rm.ema_mu": 0.0}, r"rm.ema_mu must be in \(0, 1\] \(1: no EMA\), got 0.0"),
     ({"rm.ema_mu": 1.5}, r"rm.ema_mu must be in \(0, 1\]"),

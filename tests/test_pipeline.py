@@ -63,8 +63,22 @@ def test_the_policy_pairs_are_every_pair_of_distinct_sft_samples(tmp_path):
     topics = lambda ds: {W.parse_post(p).topic for p in ds["post"]}
     assert topics(train) <= set(W.ID_TOPICS) and topics(ood) <= set(W.OOD_TOPICS)
     assert set(train["policy_0"]) == {f"sft T={cfg.temperature:g}"}
-    assert set(ood["policy_0"]) == {f"sft T={cfg.ood_temperature:g}"}
+    assert cfg.ood_policy == "pretrain" and set(ood["policy_0"]) == {f"pretrain T={cfg.ood_temperature:g}"}
     assert pl.comparisons_artifact().meta["pairs"]["train"] == len(train)
+
+
+def test_the_ood_pairs_are_samples_of_the_policy_named_and_nothing_else_moves(tmp_path):
+    """`pairs.ood_policy` picks the model whose samples make the OOD pairs (WARM's D_ood: other
+    policies); the SFT policy's train and validation pairs stay the same."""
+    cache = ArtifactCache(tmp_path)
+    base = Pipeline("smoke", FAST, cache=cache).comparisons
+    sft = Pipeline("smoke", {**FAST, "pairs.ood_policy": "sft"}, cache=cache).comparisons
+    for split in ("train", "validation"):
+        assert base[split]["summary_0"] == sft[split]["summary_0"] and base[split]["choice"] == sft[split]["choice"]
+    assert set(sft["test_ood"]["policy_0"]) == {"sft T=0.7"}
+    assert base["test_ood"]["post_id"][0] == sft["test_ood"]["post_id"][0]
+    assert set(zip(base["test_ood"]["summary_0"], base["test_ood"]["summary_1"])) != \
+        set(zip(sft["test_ood"]["summary_0"], sft["test_ood"]["summary_1"]))
 
 
 def test_shared_stages_and_pools_compute_with_fixed_thread_counts_whoever_builds_them(tmp_path, monkeypatch):

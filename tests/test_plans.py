@@ -40,3 +40,18 @@ def test_one_pool_plans_no_seeded_runs():
     profile = get_profile("default", {"rm.n_seeds": 1})
     plan = plans.rl_with_warm(RankedPools(profile))
     assert plan["corrupt seeds"] == {} and plan["seeds"] == {}
+
+
+def test_the_long_runs_train_phi1_and_warm_of_pool_0_past_the_default_budget():
+    """Notebook 04's hacking claims read the long runs: φ1 and WARM M of the clean pool 0, with the
+    `rl.long` config (no KL term on `default`, more steps than the other runs)."""
+    profile = get_profile("default")
+    plan = plans.rl_with_warm(RankedPools(profile))
+    long = plan["long"]
+    assert set(long) == {"φ1", f"WARM M={profile.rm.n_rms}"}
+    assert long["φ1"].members == plan["clean"]["φ1"].members
+    assert len(long[f"WARM M={profile.rm.n_rms}"].members) == profile.rm.n_rms
+    for run in long.values():
+        assert run.cfg == profile.rl.long and run.kind == "warm"
+        assert all(cfg.seed // 100 == 0 and cfg.corruption == 0.0 for cfg in run.members)
+    assert profile.rl.long.steps > profile.rl.run.steps and profile.rl.long.beta < min(profile.rl.betas)
