@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -141,6 +143,16 @@ ch.claim(id="warm-barrier-without-shared-init", paper="WARM", figure="Fig. 3 con
 # pool differ by a point or two, about the width of an interval over a few thousand pairs, so
 # several WA-vs-ENS comparisons cannot be decided here. The control pair shows what happens
 # without a shared basin.
+#
+# On `default`, the OOD pairs are samples of another policy (the pre-trained base model, notebook
+# 00). There, the weight average of two RMs that differ in data order, learning rate or init
+# dips below the diagonal by up to about a point in the middle of the line, and below ENS by about
+# as much: `warm-lmc` and `warm-wa-geq-ens-lmc` fail, by fractions of a point, where the control
+# pair falls off a barrier of about 5 points. The two checkpoints of one run stay above their
+# diagonal. On the earlier OOD split (the SFT policy itself at T = 0.5, a shift of difficulty
+# rather than of distribution), the same comparisons were inconclusive, within 0.3 point of zero:
+# how linearly connected these small RMs look depends on how far from their training
+# distribution they are read.
 
 # %% [markdown]
 # ## What held, what failed, what this scale cannot decide

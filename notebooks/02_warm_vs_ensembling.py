@@ -65,19 +65,21 @@ print({name: [len(subsets[p][name]) for p in seeds] for name in names},
 # %% [markdown]
 # ## The corrupted pool
 #
-# Each corrupt pool trains on its own block of `rm.corrupt_posts` training posts (660 of 2,000 on
-# `default`: pool 0 reads posts 0–659, pool 1 660–1,319, pool 2 1,320–1,979) for
+# Each corrupt pool trains on its own block of `rm.corrupt_posts` training posts (720 of 2,200 on
+# `default`: pool 0 reads posts 0–719, pool 1 720–1,439, pool 2 1,440–2,159) for
 # `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a quarter of those
 # labels swapped. Fewer posts seen more often is what lets RMs of this size memorize at all; the
-# disjoint blocks give the memorization claims three sets of swapped pairs instead of one (4,032
+# disjoint blocks give the memorization claims three sets of swapped pairs instead of one (4,098
 # in all, the 4,000 an accuracy comparison needs), each resampled on its own in the intervals. On
+# this substrate (1,800 pre-training steps), two RMs of pool 0 probed before the run, 720 posts
+# for 6 passes as EMAs, memorized +0.079 and +0.054 of their swapped pairs. On
 # the swapped pairs, end − start
 # (development probes on the earlier substrate, pre-trained with a TL;DR on 30% of the posts;
 # one RM each unless said): all 2,000 posts for 2 passes end *below* their start (−0.03: they
 # learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500 for 4 about +0.05 for one
 # RM but +0.012 [−0.010, 0.034] for the pools' mean in a whole run; 500 for 6 +0.095 for one RM on
 # raw weights, +0.057 for the pools' mean as EMAs; 600 for 6 as EMAs +0.057 and +0.095 for two
-# RMs. Each corrupt RM costs about 0.93 of a clean one.
+# RMs. Each corrupt RM costs about 0.98 of a clean one (270 steps against 275).
 #
 # `train-corrupt` holds the training pairs whose label was swapped, scored against the swapped
 # label: high accuracy there means the RM *memorized* the noise. Pool 0, each member's accuracy
@@ -157,17 +159,20 @@ deepest = pd.DataFrame([{"pool": p, "labels": "corrupt" if cfg.corruption else "
 deepest.sort_values("points below the probe", ascending=False).groupby("labels").head(3)
 
 # %% [markdown]
-# No clean RM falls below the probe at any eval step: each rises by 3–5 points and stays there,
-# and `rm-no-collapse-clean` holds. The corrupt RMs do something else. They rise like the clean
-# ones, peak between steps 50 and 150, then lose held-out accuracy while they memorize the
-# swapped labels of their few posts: the three deepest, all of pool 0, end 1.8–2.1 points below
-# the probe. That is the cost of memorization that WARM's weight averaging is meant to undo
-# (below), and it is what `rm-no-collapse`, stated for every RM, counts: it fails because of the
-# corrupt pools. Two caveats. The clean claim's interval is a bootstrap of a maximum over 18 RMs
-# × 7 eval steps, which widens with the number of steps (with 13 steps per RM, an earlier run's
-# clean RMs gave 0.4 [0.3, 1.6] points). And how deep the corrupt RMs fall depends on the block
-# of posts they read and on the machine's floats (blocks of 620 posts gave 1.1 points, 660 gave
-# 2.9 on the previous machine and 2.1 on this one).
+# No RM falls more than a point below the probe at any eval step. The deepest points are early
+# ones, at step 25 in the EMA's first steps, 0.7 point at most (a clean RM of pool 1); after that
+# every RM rises, the clean ones by 6–8 points. The corrupt RMs rise like the clean ones, peak
+# between steps 100 and 150, then give back part of it while they memorize the swapped labels
+# of their few posts; none ends below the probe by more than a fifth of a point. On the 900-step
+# featurizer of earlier versions the three deepest corrupt RMs ended 1.8–2.1 points below it,
+# and `rm-no-collapse` failed because of them.
+#
+# Both claims are nevertheless *inconclusive*: their point values (0.7 point) meet the 1-point
+# bar, but their intervals reach 1.5 and 2.2 points. The statistic is a maximum, over 18 (or 36)
+# RMs × 8 eval steps, of differences measured on the same 4,055 pairs, and a bootstrap of a
+# maximum is biased upwards: every resample picks its own worst RM and step. With 13 eval steps
+# per RM, an earlier run's clean RMs gave 0.4 [0.3, 1.6] points. Deciding this claim at this
+# scale needs more held-out pairs per eval, not more RMs.
 
 # %% [markdown]
 # Memorization: each corrupt RM's accuracy on the corrupted training pairs, against their
@@ -304,7 +309,11 @@ ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
          threshold=-0.02, direction=">")
 
 # %% [markdown]
-# Why the gap? Fit each reward's difference within an ID-validation pair on the pair's differences
+# On `default` the clean RMs sit within half a point of the proxy, the worst 0.5 point [−0.5, 1.6]
+# below it and half of pool 0's above it: `rm-beats-bow-proxy` holds. On the 900-step featurizer
+# of earlier versions the worst clean RM stayed 1.8–2.8 points below, over three regenerations.
+#
+# What does each reward weigh? Fit each reward's difference within an ID-validation pair on the pair's differences
 # in the gold reward's coverage and hallucination terms (− 1 per made-up fact) and in #words
 # (`lib.analysis.term_weights`). Rewards have different scales, so read the last column against
 # gold's own row. Gold is the two terms with weight 1 each, but its length, repetition and fluency
@@ -315,8 +324,9 @@ ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
 # On the earlier substrate (a TL;DR on 30% of the pre-training posts, 300 steps) the RMs' ratio was
 # 0.08–0.28, against gold's 0.65 and the proxy's 1.28: they ranked pairs mostly by coverage and
 # charged a made-up fact through its words, and stayed 6.6 points below the proxy. A featurizer
-# pre-trained to copy is what moved the ratio to gold's and beyond; the README's RM section has
-# the probes behind that choice and what else was tried.
+# pre-trained to copy is what moved the ratio to gold's and beyond: on `default`, 0.5–1.6 for
+# pool 0's clean RMs, against gold's 0.53 and the proxy's 1.76. The README's RM section has the
+# probes behind that choice and what else was tried.
 
 # %%
 if P.world.source == "synthetic":  # real TL;DR posts have no gold terms
