@@ -195,8 +195,25 @@ def check_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_install(interpreter: tuple[str, ...] = (sys.executable,)) -> None:
+    """Exit with one clear line unless `interpreter`, started where the kernels start, imports
+    this repository's `lib`: an editable install left pointing at another checkout (or none at
+    all) would otherwise fail in the first notebook, after `--fresh` had deleted the cache."""
+    import subprocess
+
+    find = "import importlib.util as u; s = u.find_spec('lib'); print(s.origin if s else '')"
+    out = subprocess.run([*interpreter, "-c", find], cwd=NOTEBOOKS, capture_output=True, text=True)
+    found = out.stdout.strip()
+    want = ROOT / "lib" / "__init__.py"
+    if out.returncode or not found or Path(found).resolve() != want:
+        where = f"from {Path(found).parent}" if found else "not at all"
+        raise SystemExit(f"run_all.sh: error: {interpreter[0]} imports `lib` {where}, not from {want.parent}; "
+                         f"install this repository into it: {interpreter[0]} -m pip install -e {ROOT}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = check_args(argv)
+    check_install()
     from .cache import ArtifactCache
     from .results import record_benchmark, write_report
 

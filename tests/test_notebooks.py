@@ -169,6 +169,22 @@ def test_unknown_profile_is_one_clear_error(capsys):
     assert "invalid choice: 'laptop'" in capsys.readouterr().err
 
 
+def test_an_environment_that_does_not_import_this_repository_is_one_clear_error(tmp_path, monkeypatch):
+    import re
+    import sys
+
+    runner.check_install()  # the tests run where this repository is installed
+    with pytest.raises(SystemExit, match=r"imports `lib` not at all.* -m pip install -e "):
+        runner.check_install((sys.executable, "-S"))  # no site-packages: no install
+    other = tmp_path / "elsewhere"
+    (other / "lib").mkdir(parents=True)
+    (other / "lib" / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(other))  # another checkout, found first
+    message = f"imports `lib` from {other / 'lib'}, not from {runner.ROOT / 'lib'}"
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        runner.check_install()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--only"], "argument --only: expected at least one argument"),
     (["--set", "pretrain.steps=abc"], "config key 'pretrain.steps' expects int, got 'abc' (str)"),
