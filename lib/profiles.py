@@ -27,6 +27,13 @@ from .config import (
     WorldConfig,
 )
 
+
+def _rl(run: RLConfig, *, long_steps: int, long_lr: float, **setup) -> RLSetup:
+    """The RL runs of a profile; its long runs (`RLSetup.long`) are `run` without a KL term, for
+    `long_steps` at `long_lr`."""
+    return RLSetup(run=run, long=replace(run, steps=long_steps, lr=long_lr, beta=0.0), **setup)
+
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -40,11 +47,8 @@ PROFILES: dict[str, Profile] = {
         sampling=SamplingConfig(max_new_tokens=24, batch_size=64),
         world_check=WorldCheckConfig(n_prompts=6, pool_size=16),
         bon=BestOfNConfig(n_prompts=6, k=16),
-        rl=RLSetup(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
-                                n_eval_samples=2),
-                   n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1),
-                   long=RLConfig(steps=4, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
-                                 n_eval_samples=2, beta=0.0, lr=2e-4)),
+        rl=_rl(RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2, n_eval_samples=2),
+               long_steps=4, long_lr=2e-4, n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
         warp=WARPConfig(rl=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
                                     n_eval_samples=2, anchor="ema", beta=0.1),
                         etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
@@ -57,17 +61,14 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(
         name="default",
         # long enough to learn to copy from the post and to tell what it does not say (README: at
-        # 900 steps the worst clean RM sat 2.8 points below the bag-of-words proxy; at 1,800, 0.1–0.3)
+        # 900 steps the worst clean RM sat 2.8 points below the bag-of-words proxy; at 1,800, 0.5)
         pretrain=LMTrainConfig(steps=1800, batch_size=32, lr=3e-3, eval_every=150),
         sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
                           checkpoint_steps=(60, 90)),
         sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
         # lr 1e-4: at 5e-5 no policy is hacked within 50 steps by RMs that check facts (README)
-        rl=RLSetup(run=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, beta=0.05, eval_every=10,
-                                n_eval_samples=2),
-                   betas=(0.01, 0.05, 0.2),
-                   long=RLConfig(steps=100, prompts_per_step=8, k=4, lr=2e-4, beta=0.0, eval_every=10,
-                                 n_eval_samples=2)),
+        rl=_rl(RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, beta=0.05, eval_every=10, n_eval_samples=2),
+               long_steps=100, long_lr=2e-4, betas=(0.01, 0.05, 0.2)),
         warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, eval_every=10,
                                     n_eval_samples=2, anchor="ema", ema_mu=0.01, beta=0.1)),
     ),
@@ -90,11 +91,9 @@ PROFILES: dict[str, Profile] = {
         bon=BestOfNConfig(n_prompts=512, k=64),
         # Policies are QLoRA too; the paper's KL strengths (WARM: β = 0.003 clean, WARP: 0.1 with
         # the EMA anchor), 64 samples per step (the paper: 128) and LoRA's larger learning rate.
-        rl=RLSetup(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003,
-                                max_new_tokens=53, mode="qlora", eval_every=100, n_eval_samples=2),
-                   n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01),
-                   long=RLConfig(steps=3_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.0, max_new_tokens=53,
-                                 mode="qlora", eval_every=100, n_eval_samples=2)),
+        rl=_rl(RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003, max_new_tokens=53,
+                        mode="qlora", eval_every=100, n_eval_samples=2),
+               long_steps=3_000, long_lr=1e-4, n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
         warp=WARPConfig(rl=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
                                     anchor="ema", ema_mu=0.01, max_new_tokens=53, mode="qlora",
                                     eval_every=100, n_eval_samples=2)),
