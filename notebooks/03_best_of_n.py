@@ -46,7 +46,7 @@ from lib.evaluate import best_of_n_win_rates, bon_kl, within_prompt_pearson
 from lib.notebook import Chapter
 from lib.plots import line_with_band
 from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, nested_bootstrap, prompts_needed
+from lib.stats import extreme_bootstrap, nested_bootstrap, prompts_needed
 
 ch = Chapter("03", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -110,7 +110,7 @@ ch.claim(id="rm-reads-content", paper="setup", figure="-",
          claim="every clean single RM ranks the SFT policy's own samples with the gold reward",
          metric=f"min over the clean pool's {M} RMs of the within-prompt Pearson ρ(RM, gold), "
                 "mean over the pool's prompts",
-         estimate=bootstrap(rho, lambda m: m.min(-1)), threshold=0.3, direction=">")
+         estimate=extreme_bootstrap(rho, "min"), threshold=0.3, direction=">")
 
 # %% [markdown]
 # ## Gold reward vs KL (Fig. 6)

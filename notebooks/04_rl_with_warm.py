@@ -124,7 +124,8 @@ ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_step
 
 # %%
 long_cfg = plan["long"]["φ1"].cfg
-long_name = f"φ1, long (β={long_cfg.beta:g}, lr {long_cfg.lr:g})"
+long_setting = f"β={long_cfg.beta:g}, lr {long_cfg.lr:g}"
+long_name = f"φ1, long ({long_setting})"
 shown = {f"φ1, β={base.beta:g}": clean["φ1"], long_name: long["φ1"]}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, (name, h) in zip(axes, shown.items()):
@@ -161,7 +162,7 @@ for name, h in long.items():
                    alpha=0.12)
     ax.plot(long_steps, h["eval_proxy"], ":", color=COLORS[name], label=f"{name}, proxy (its own reward)")
 ax.set(xlabel="RL step", ylabel="reward (eval samples)",
-       title=f"long runs (β={long_cfg.beta:g}, lr {long_cfg.lr:g}): gold and proxy along RL")
+       title=f"long runs ({long_setting}): gold and proxy along RL")
 ax.legend(fontsize=8)
 ch.save(fig, "04_long_runs")
 
@@ -171,7 +172,7 @@ def pair(a, b):
     return np.stack([a[..., -1], b[..., -1]], -1)
 
 g_long = {name: per_prompt(h) for name, h in long.items()}
-ch.claim(id="rl-warm-delays-hacking-long", paper="WARM", figure="Fig. 1b, 9c (04_long_runs)",
+ch.claim(id="rl-warm-delays-hacking-long", paper="WARM", figure="Fig. 1b (04_long_runs)",
          claim=f"in runs long enough for φ1 to be hacked, WARM M={M} ends with a higher gold reward than φ1",
          metric=f"final gold (step {long_steps[-1]}), WARM M={M} − φ1, long runs (pool 0)",
          estimate=bootstrap(pair(g_long[W6], g_long["φ1"]), lambda m: m[..., 0] - m[..., 1]),

@@ -3,7 +3,17 @@
 import numpy as np
 import pytest
 
-from lib.stats import Estimate, PerSeed, bootstrap, nested_bootstrap, prompts_needed, seeds_interval, verdict
+from lib.stats import (
+    Estimate,
+    PerSeed,
+    bootstrap,
+    column_bounds,
+    extreme_bootstrap,
+    nested_bootstrap,
+    prompts_needed,
+    seeds_interval,
+    verdict,
+)
 
 
 @pytest.mark.parametrize("ci, direction, expected", [
@@ -141,3 +151,36 @@ def test_pools_on_shared_pairs_stack_and_pools_on_their_own_pairs_do_not():
 def test_a_per_seed_array_of_the_wrong_shape_is_one_clear_error():
     with pytest.raises(ValueError, match=r"PerSeed of \(items\[, stats\]\), got shape \[\(3,\), \(2, 2, 2\)\]"):
         nested_bootstrap(PerSeed([np.ones(3), np.ones((2, 2, 2))]))
+
+
+def test_extreme_interval_covers_the_true_maximum_where_the_percentile_bootstrap_does_not():
+    """40 columns of equal true mean 0 (the hard case: every column can be the max), paired items
+    with a shared item effect, as RMs scored on the same pairs. The percentile bootstrap of the max
+    is biased upwards and its interval misses the true max; `extreme_bootstrap` covers it."""
+    rng = np.random.default_rng(0)
+    naive, extreme = [], []
+    for i in range(100):
+        x = rng.normal(size=(200, 1)) + rng.normal(size=(200, 40))
+        truth_in = lambda ci: ci[0] <= 0.0 <= ci[1]
+        naive.append(truth_in(bootstrap(x, lambda m: m.max(-1), n_boot=500, seed=i).ci))
+        extreme.append(truth_in(extreme_bootstrap(x, "max", n_boot=500, seed=i).ci))
+    assert np.mean(extreme) >= 0.9
+    assert np.mean(naive) < 0.5
+
+
+def test_extreme_interval_of_a_clear_maximum_and_its_mirror():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 6)) * 0.1 + np.array([0.0, 0.1, 0.2, 0.3, 0.4, 1.0])
+    top = extreme_bootstrap(x, "max")
+    assert top.kind == "extreme" and top.n == 400
+    assert top.ci[0] <= top.value <= top.ci[1] and top.ci[0] > 0.9 and top.ci[1] < 1.1
+    bottom = extreme_bootstrap(-x, "min")
+    assert bottom.value == pytest.approx(-top.value) and bottom.ci == pytest.approx((-top.ci[1], -top.ci[0]))
+    assert extreme_bootstrap(x, "max", seed=3) == extreme_bootstrap(x, "max", seed=3)
+    means, low, high = column_bounds(x, seed=3)
+    assert means.shape == low.shape == high.shape == (6,) and np.all(low <= means) and np.all(means <= high)
+    assert extreme_bootstrap(x, "max", seed=3).ci[1] == pytest.approx(high.max())  # its upper end
+    with pytest.raises(ValueError, match="kind must be"):
+        extreme_bootstrap(x, "mean")
+    with pytest.raises(ValueError, match="items, columns"):
+        extreme_bootstrap(x[:, 0], "max")
