@@ -21,9 +21,9 @@ for bit. A verdict is three-way: "holds" iff the whole interval lies on the clai
 threshold, "fails" iff it lies wholly on the other side, "inconclusive" otherwise (an interval that
 touches the threshold decides nothing).
 
-An extreme of many means (the deepest fall of 36 RMs at 8 eval steps, the least accurate of six
-RMs) has its own interval (`extreme_bootstrap`): the percentile bootstrap of a maximum is biased
-and promises no coverage.
+An extreme of many means (the deepest fall of 36 RMs at 8 eval steps, the least accurate of 18
+RMs, the peak of a best-of-N curve) has its own interval (`extreme_bootstrap`, over seeds too): the
+percentile bootstrap of a maximum is biased and promises no coverage.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def nested_bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot
 
 
 def extreme_bootstrap(values, kind: str = "max", clusters=None, n_boot: int = N_BOOT,
-                      seed: int = 0) -> Estimate:
+                      seed: int = 0, seeded: bool = False) -> Estimate:
     """The largest (`kind` "max") or smallest ("min") of many column means, e.g. the deepest fall of
     any RM at any eval step, with a 95% interval that holds for an extreme of noisy means.
 
@@ -220,35 +220,46 @@ def extreme_bootstrap(values, kind: str = "max", clusters=None, n_boot: int = N_
       them hold.
     Together they cover the true maximum at least 95% of the time. A claim "the max is below c"
     then holds iff every column's own bound is below c. "min" is the mirror image.
-    `values`: per-item values (items, columns); `clusters`: as for `bootstrap`."""
+    `values`: per-item values (items, columns), `clusters` as for `bootstrap`; with `seeded`,
+    (seeds, items, columns) on shared items, resampled as `nested_bootstrap` does: the columns
+    are then means over the seeds too (e.g. best-of-N gold at each N, averaged over the pools),
+    and the interval covers the spread across seeds."""
     if kind not in ("max", "min"):
         raise ValueError(f"kind must be 'max' or 'min', got {kind!r}")
     sign = 1.0 if kind == "max" else -1.0
-    means, reps, n_items = _column_replicates(sign * np.asarray(values, dtype=float), clusters, n_boot, seed)
+    means, reps, n_items, n_seeds = _column_replicates(sign * np.asarray(values, dtype=float), clusters,
+                                                       n_boot, seed, seeded)
     se = reps.std(axis=0)
     upper = np.percentile(reps, 97.5, axis=0).max()
     spread = np.divide(reps - means, se, out=np.zeros_like(reps), where=se > 0).max(axis=1)
     lower = (means - np.percentile(spread, 97.5) * se).max()
     value = float(means.max())
     low, high = min(float(lower), value), max(float(upper), value)
-    return Estimate(sign * value, (low, high) if sign > 0 else (-high, -low), "extreme", n_items)
+    return Estimate(sign * value, (low, high) if sign > 0 else (-high, -low), "extreme", n_items, n_seeds)
 
 
-def column_bounds(values, clusters=None, n_boot: int = N_BOOT, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Per column of `values` (items, columns): its mean and the 2.5% and 97.5% percentiles of the
-    paired cluster bootstrap that `extreme_bootstrap` draws (same seed, same replicates): which
-    columns decide an extreme's verdict, and which leave it open."""
-    means, reps, _ = _column_replicates(np.asarray(values, dtype=float), clusters, n_boot, seed)
+def column_bounds(values, clusters=None, n_boot: int = N_BOOT, seed: int = 0,
+                  seeded: bool = False) -> tuple[np.ndarray, ...]:
+    """Per column of `values` (as for `extreme_bootstrap`): its mean and the 2.5% and 97.5%
+    percentiles of the bootstrap that `extreme_bootstrap` draws (same seed, same replicates):
+    which columns decide an extreme's verdict, and which leave it open."""
+    means, reps, _, _ = _column_replicates(np.asarray(values, dtype=float), clusters, n_boot, seed, seeded)
     low, high = np.percentile(reps, [2.5, 97.5], axis=0)
     return means, low, high
 
 
-def _column_replicates(values: np.ndarray, clusters, n_boot: int, seed: int):
-    """Column means (columns,), their paired bootstrap replicates (n_boot, columns), item count."""
-    if values.ndim != 2 or values.shape[1] < 1:
-        raise ValueError(f"item values must be (items, columns), got shape {values.shape}")
-    full, boot, _, n_items, _ = _resample(values, lambda m: m, clusters, n_boot, seed, seeded=False)
-    return np.asarray(full)[0], np.asarray(boot)[:, 0], n_items
+def _column_replicates(values: np.ndarray, clusters, n_boot: int, seed: int, seeded: bool):
+    """Column means (columns,), their paired (and, with seeds, nested) bootstrap replicates
+    (n_boot, columns), the item count and the seed count."""
+    shape = "(seeds, items, columns)" if seeded else "(items, columns)"
+    if values.ndim != 2 + seeded or values.shape[-1] < 1:
+        raise ValueError(f"item values must be {shape}, got shape {values.shape}")
+    full, boot, n_seeds, n_items, rng = _resample(values, lambda m: m, clusters, n_boot, seed, seeded)
+    full, boot = np.asarray(full), np.asarray(boot)  # (seeds, columns), (n_boot, seeds, columns)
+    if seeded:  # draw the seeds with replacement in each replicate, as `nested_bootstrap`
+        chosen = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+        boot = np.take_along_axis(boot, chosen[..., None], axis=1)
+    return full.mean(0), boot.mean(1), n_items, n_seeds
 
 
 def seeds_interval(per_seed, n_boot: int = N_BOOT, seed: int = 0) -> Estimate:

@@ -138,7 +138,7 @@ best_n = Ns[int(np.argmax(phi1.mean(axis=(0, 1))))]
 ch.claim(id="bon-single-rm-rises", paper="WARM", figure="Fig. 6 (03_bon_gold_vs_kl)",
          claim="best-of-N with a single RM first raises the gold reward, for N up to 4 and beyond",
          metric=f"φ1 (clean): max over N ≥ 4 of gold − gold at N=1 (the mean curve peaks at N={best_n})",
-         estimate=nested_bootstrap(phi1, lambda m: m[..., 2:].max(-1) - m[..., 0]),
+         estimate=extreme_bootstrap(phi1[..., 2:] - phi1[..., :1], "max", seeded=True),
          threshold=0.5, direction=">")
 
 # %% [markdown]
@@ -149,7 +149,7 @@ ch.claim(id="bon-single-rm-rises", paper="WARM", figure="Fig. 6 (03_bon_gold_vs_
 big = Ns[-1]
 for setting in settings:
     at_big = np.stack([curves[setting, n][..., -1] for n in (f"WARM M={M}", "φ1", "φ2", "ENS M=2")], -1)
-    est = nested_bootstrap(at_big, lambda m: m[..., 0] - m[..., 1:].max(-1))
+    est = extreme_bootstrap(at_big[..., :1] - at_big[..., 1:], "min", seeded=True)
     row = ch.claim(id=f"warm-bon-beats-single-and-ens-{setting.split()[-1]}", paper="WARM",
                    figure="Fig. 6 (03_bon_gold_vs_kl)",
                    claim=f"BoN with WARM M={M} reaches a higher gold reward than with φ1, φ2 or ENS M=2 "
@@ -180,7 +180,7 @@ more = np.stack([curves[s, n][..., -1] for s in settings for n in (f"WARM M={M}"
 ch.claim(id="warm-bon-more-members-more-gain", paper="WARM", figure="Fig. 6 (03_bon_gain)",
          claim=f"the BoN gain over φ1 is larger with WARM M={M} than with WARM M=2 (clean and corrupt)",
          metric=f"min over the two settings of gold, WARM M={M} − WARM M=2, at N={big}",
-         estimate=nested_bootstrap(more, lambda m: np.minimum(m[..., 0] - m[..., 1], m[..., 2] - m[..., 3])),
+         estimate=extreme_bootstrap(more[..., ::2] - more[..., 1::2], "min", seeded=True),
          threshold=0.0, direction=">")
 ch.claim(id="warm-bon-beats-ens-equal-n", paper="WARM", figure="Fig. 6 (03_bon_gain)",
          claim=f"WARM M={M} at best-of-N beats ENS M=2 at equal N (clean labels)",

@@ -46,7 +46,7 @@ from lib.notebook import Chapter
 from lib.plots import line_with_band
 from lib.rl_runs import RLRuns
 from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, nested_bootstrap, prompts_needed
+from lib.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed
 
 ch = Chapter("04", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -110,7 +110,7 @@ ch.save(fig, "04_gold_vs_steps")
 ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_steps)",
          claim="RL against a single RM (φ1) first raises the gold reward",
          metric="φ1: max over eval steps after 0 of gold − gold at step 0",
-         estimate=nested_bootstrap(gold["φ1"], lambda m: m[..., 1:].max(-1) - m[..., 0]),
+         estimate=extreme_bootstrap(gold["φ1"][..., 1:] - gold["φ1"][..., :1], "max", seeded=True),
          threshold=0.0, direction=">")
 
 # %% [markdown]
@@ -148,7 +148,7 @@ ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_go
                "reward rises, peaks, then falls",
          metric=f"φ1, long run: final gold − peak gold over steps after 0 (peak at step "
                 f"{h['eval_step'][peak]}; proxy from {h['eval_proxy'][0]:+.2f} to {h['eval_proxy'][-1]:+.2f})",
-         estimate=bootstrap(g, lambda m: m[..., -1] - m[..., 1:].max(-1)), threshold=0.0, direction="<")
+         estimate=extreme_bootstrap(g[:, -1:] - g[:, 1:], "min"), threshold=0.0, direction="<")
 
 # %% [markdown]
 # Does WARM delay or reduce the collapse? First in the long runs, where φ1 is hacked: gold along

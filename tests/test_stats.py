@@ -184,3 +184,16 @@ def test_extreme_interval_of_a_clear_maximum_and_its_mirror():
         extreme_bootstrap(x, "mean")
     with pytest.raises(ValueError, match="items, columns"):
         extreme_bootstrap(x[:, 0], "max")
+
+
+def test_extreme_interval_over_seeds_reads_the_nested_bootstrap_of_each_column():
+    """With seeds, each column is a mean over seeds and items, resampled as `nested_bootstrap`
+    resamples it: where one column clearly holds the maximum, the upper end is that column's own
+    nested interval's upper end, and the lower end, bounding every column at once, lies lower."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 300, 5)) * 0.5 + np.array([0.0, 0.1, 0.2, 0.3, 1.0])
+    top, alone = extreme_bootstrap(x, "max", seeded=True), nested_bootstrap(x[..., -1])
+    assert top.seeds == 3 and top.n == 300 and top.value == pytest.approx(alone.value)
+    assert top.ci[1] == pytest.approx(alone.ci[1]) and top.ci[0] < alone.ci[0]
+    with pytest.raises(ValueError, match="seeds, items, columns"):
+        extreme_bootstrap(x[0], "max", seeded=True)
