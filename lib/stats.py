@@ -173,6 +173,14 @@ def _resample(values, reduce, clusters, n_boot: int, seed: int, seeded: bool):
     return apply(full), apply(boot), n_seeds, n_items, rng
 
 
+def _draw_seeds(rng: np.random.Generator, boot: np.ndarray) -> np.ndarray:
+    """Replicates (n_boot, seeds[, …]) of each seed's statistic → (n_boot[, …]): each replicate
+    draws the seeds with replacement and averages the statistic over the drawn ones."""
+    n_boot, n_seeds = boot.shape[:2]
+    chosen = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    return np.take_along_axis(boot, chosen.reshape(chosen.shape + (1,) * (boot.ndim - 2)), axis=1).mean(1)
+
+
 def bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot: int = N_BOOT,
               seed: int = 0) -> Estimate:
     """The 95% percentile interval of a statistic of means over evaluation items.
@@ -197,8 +205,7 @@ def nested_bootstrap(values, reduce: Reduce | None = None, clusters=None, n_boot
     statistic over the drawn seeds. The point estimate is the mean over seeds of the statistic,
     and `n` counts the distinct items."""
     full, boot, n_seeds, n_items, rng = _resample(values, reduce, clusters, n_boot, seed, seeded=True)
-    chosen = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-    replicates = np.take_along_axis(np.asarray(boot), chosen, axis=1).mean(1)
+    replicates = _draw_seeds(rng, np.asarray(boot))
     value = float(np.mean(full))
     return Estimate(value, _interval(replicates, value), "nested", n_items, n_seeds)
 
@@ -256,10 +263,7 @@ def _column_replicates(values: np.ndarray, clusters, n_boot: int, seed: int, see
         raise ValueError(f"item values must be {shape}, got shape {values.shape}")
     full, boot, n_seeds, n_items, rng = _resample(values, lambda m: m, clusters, n_boot, seed, seeded)
     full, boot = np.asarray(full), np.asarray(boot)  # (seeds, columns), (n_boot, seeds, columns)
-    if seeded:  # draw the seeds with replacement in each replicate, as `nested_bootstrap`
-        chosen = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-        boot = np.take_along_axis(boot, chosen[..., None], axis=1)
-    return full.mean(0), boot.mean(1), n_items, n_seeds
+    return full.mean(0), _draw_seeds(rng, boot) if seeded else boot[:, 0], n_items, n_seeds
 
 
 def seeds_interval(per_seed, n_boot: int = N_BOOT, seed: int = 0) -> Estimate:
