@@ -1,4 +1,4 @@
-"""How well do single RMs read on a substrate? The probe behind the README's RM-substrate tables.
+"""How well do single RMs read on a substrate? The probe behind the RM-substrate tables of docs/reward-models.md.
 
     python -m benchmarks.substrate_probe [--profile default] [--set KEY=VALUE ...]
         [--members 0,3,5] [--pool 64x256] [--ood-temperatures 1.0,0.7] [--json PATH]

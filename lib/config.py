@@ -33,7 +33,7 @@ class WorldConfig:
     n_pretrain_posts: int = 20_000
     # Every web post ends in a (noisy) TL;DR of a random writer: pre-training on them teaches the
     # featurizer to copy from the post, which an RM needs to check a summary's facts against it
-    # (at 0.3, RMs charge a made-up fact through its words instead: README, RM section).
+    # (at 0.3, RMs charge a made-up fact through its words instead: docs/reward-models.md).
     pretrain_tldr_fraction: float = 1.0
     n_sft_train: int = 8_000
     n_sft_validation: int = 500
@@ -130,7 +130,7 @@ class PairsConfig:
       `ood_temperature`. On the `default` substrate the SFT policy's own samples on held-out
       topics, at any temperature, are no harder for the bag-of-words proxy than ID pairs (it
       counts words, which do not care about topics); the base model's samples are, at T = 0.7
-      with labels about as noisy as ID ones (README, the world's OOD split).
+      with labels about as noisy as ID ones (docs/world.md, the OOD split).
     """
 
     source: str = "policy"

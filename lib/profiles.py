@@ -60,13 +60,13 @@ PROFILES: dict[str, Profile] = {
     ),
     "default": Profile(
         name="default",
-        # long enough to learn to copy from the post and to tell what it does not say (README: at
+        # long enough to learn to copy from the post and to tell what it does not say (docs/reward-models.md: at
         # 900 steps the worst clean RM sat 2.8 points below the bag-of-words proxy; at 1,800, 0.5)
         pretrain=LMTrainConfig(steps=1800, batch_size=32, lr=3e-3, eval_every=150),
         sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
                           checkpoint_steps=(60, 90)),
         sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
-        # lr 1e-4: at 5e-5 no policy is hacked within 50 steps by RMs that check facts (README)
+        # lr 1e-4: at 5e-5 no policy is hacked within 50 steps by RMs that check facts (docs/reward-models.md)
         rl=_rl(RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, beta=0.05, eval_every=10, n_eval_samples=2),
                long_steps=100, long_lr=2e-4, betas=(0.01, 0.05, 0.2)),
         warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, eval_every=10,

@@ -208,45 +208,45 @@ def write_report(results: Path) -> Path:
         lines += [f"### {png.stem}", "", f"![{png.stem}](figures/{png.name})", ""]
     path = results / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
-    _update_readme(results, claims, benches)
+    _update_readme(results, claims)
     return path
 
 
-README_BLOCKS = {"claims": ("<!-- claims:start -->", "<!-- claims:end -->"),
-                 "benchmarks": ("<!-- benchmarks:start -->", "<!-- benchmarks:end -->")}
+README_BLOCK = ("<!-- claims:start -->", "<!-- claims:end -->")
+# The claims the README's one generated block shows (at most 10): the papers' headline results,
+# WARM's premises and method first, then best-of-N, RL and WARP. The rest are in REPORT.md.
+HEADLINE = ("warm-lmc", "warm-wa-approx-ens", "warm-less-memorization", "warm-m-beats-best-single",
+            "warm-bon-beats-ens-equal-n", "warm-bon-beats-single-and-ens-clean",
+            "rl-warm-delays-hacking-long", "rl-warm-wins-vs-phi1", "warp-liti-front-dominates",
+            "warp-wins-vs-plain-rl")
 
 
 def _fmt(v: Any) -> str:
     return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-def _update_readme(results: Path, claims: list[dict], benches: list[dict] | None = None) -> None:
-    """Refresh the README's claims and benchmarks tables from the committed (`default`) results."""
+def _update_readme(results: Path, claims: list[dict]) -> None:
+    """Refresh the README's one generated block, the tally and the headline claims, from the
+    committed (`default`) results."""
 
     readme = config.ROOT / "README.md"  # read at call time: tests point it elsewhere
     if results.resolve() != (config.ROOT / "results").resolve() or not readme.exists():
         return
-    default = [c for c in claims if c["profile"] == "default"]
-    claim_rows = [f"**{tally(default)}** (`default` profile).", "",
-                  "| notebook | paper, figure | claim | measured | 95% interval | verdict |",
-                  "|---|---|---|---|---|---|"]
-    for c in default:
-        value, interval, call = _claim_cells(c)
-        claim_rows.append(f"| {c['notebook']} | {c['paper']}, {c['figure']} | {_cell(c['claim'])} | "
-                          f"{_cell(c['metric'])}: {value} | {interval} | {call} |")
-    bench_rows = ["| benchmark | ours | baseline | ratio | unit | device |", "|---|---|---|---|---|---|"]
-    for b in benches or []:
-        if b["profile"] == "default":
-            bench_rows.append(f"| {_cell(b['name'])} | {_fmt(b['ours'])} | {_fmt(b['baseline'])} | "
-                              f"{_fmt(b['ratio'])} | {b['unit']} | {b['device']} |")
+    default = {c["id"]: c for c in claims if c["profile"] == "default"}
+    rows = [f"**{tally(list(default.values()))}** (`default` profile; every claim, with the "
+            "papers' numbers beside ours, in [`results/REPORT.md`](results/REPORT.md)).", "",
+            "| claim | paper, figure | measured | 95% interval | verdict |", "|---|---|---|---|---|"]
+    for key in HEADLINE:
+        if key in default:
+            c = default[key]
+            value, interval, call = _claim_cells(c)
+            rows.append(f"| `{c['id']}`: {_cell(c['claim'])} | {c['paper']}, {c['figure']} | "
+                        f"{_cell(c['metric'])}: {value} | {interval} | {call} |")
     text = readme.read_text()
-    for block, rows in (("claims", claim_rows), ("benchmarks", bench_rows)):
-        start, end = README_BLOCKS[block]
-        if start not in text or end not in text:
-            continue
+    start, end = README_BLOCK
+    if start in text and end in text:
         head, rest = text.split(start, 1)
-        text = head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1]
-    readme.write_text(text)
+        readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ if synthetic:
 # contain: that is what later lets a reward model check a summary's facts against the post. With a
 # TL;DR on only 30% of the posts, or 300 steps, the reward models charged made-up facts through
 # their words instead; with 900 steps they checked facts, but stayed 2–3 points below a
-# bag-of-words proxy on the pairs that differ only in a made-up fact (the README's RM section).
+# bag-of-words proxy on the pairs that differ only in a made-up fact (docs/reward-models.md).
 
 # %%
 tok = pl.tokenizer
@@ -180,7 +180,7 @@ ch.benchmark(name="SFT within-post gold std (16 samples)", ours=float(gold_sft.s
 # what they differ in, while their labels disagree with gold about as often as ID labels do (the
 # table's last column): a shift of distribution, not of difficulty. The SFT policy's own samples
 # on held-out topics are no such shift here, at any temperature: the proxy below counts words, and
-# words do not care about topics (README, the world's OOD split). The writers' pairs stay as a
+# words do not care about topics (docs/world.md). The writers' pairs stay as a
 # contrast: they are what the RMs of earlier versions of this repository learned from.
 
 # %%
@@ -313,7 +313,7 @@ ch.claim(id="probe-reads-content", paper="setup", figure="-",
 # hand-made count of the words missing from the post. Checking facts is what fine-tuning learns:
 # the RMs of notebook 03, fine-tuned from this probe, correlate with gold at about 0.45 on the same
 # pool. On the 900-step featurizer of earlier versions the probe read 0.43 and the fine-tuned RMs
-# 0.57, yet those RMs stayed 2–3 points below the proxy on the pairs (README, the RM section). So
+# 0.57, yet those RMs stayed 2–3 points below the proxy on the pairs (docs/reward-models.md). So
 # this check is a floor, not a ranking of featurizers: it catches a featurizer that reads no
 # content at all (the probe on the writers' pairs of the earliest substrate went negative), and
 # notebook 02's `rm-beats-bow-proxy` and notebook 03's `rm-reads-content` are the checks that

@@ -105,7 +105,7 @@ single
 # probe's, for every RM of every pool, clean and corrupt (one highlighted). An RM is the EMA of
 # its weights along fine-tuning (μ = `rm.ema_mu`, from the probed head): on the earlier
 # substrate, the raw weights of every optimizer tried dipped 1–3.4 points below the probe over
-# the first 10–60 steps (the README's RM section), and the EMA is what every notebook uses, so the
+# the first 10–60 steps (docs/reward-models.md), and the EMA is what every notebook uses, so the
 # curve is the EMA's.
 
 # %%
@@ -349,7 +349,7 @@ ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
 # 0.08–0.28, against gold's 0.65 and the proxy's 1.28: they ranked pairs mostly by coverage and
 # charged a made-up fact through its words, and stayed 6.6 points below the proxy. A featurizer
 # pre-trained to copy is what moved the ratio to gold's and beyond: on `default`, 0.5–1.6 for
-# pool 0's clean RMs, against gold's 0.53 and the proxy's 1.76. The README's RM section has the
+# pool 0's clean RMs, against gold's 0.53 and the proxy's 1.76. docs/reward-models.md has the
 # probes behind that choice and what else was tried.
 
 # %%

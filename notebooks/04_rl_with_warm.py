@@ -119,7 +119,7 @@ ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_step
 # The proxy reward of the policy against its gold reward (left: φ1 at the default β; right: φ1 in
 # the long run, with no KL term), with the mean length. RMs that check facts against the post are
 # hard to hack: on `default` no 50-step run at the default settings turns over, at any β of the
-# sweep, and φ1 at β = 0.01 still gained gold after 100 steps in a development probe (README). The
+# sweep, and φ1 at β = 0.01 still gained gold after 100 steps in a development probe (docs/reward-models.md). The
 # long run goes further, at 2e-4 with β = 0 (`rl.long`).
 
 # %%

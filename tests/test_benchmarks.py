@@ -1,5 +1,5 @@
 """The QLoRA path check that a GPU machine runs (`benchmarks/cuda_check.py`), here on CPU, and the
-RM-substrate probe behind the README's tables (`benchmarks/substrate_probe.py`)."""
+RM-substrate probe behind the tables of docs/reward-models.md (`benchmarks/substrate_probe.py`)."""
 
 import json
 

@@ -62,3 +62,13 @@ def test_no_pickled_weights_or_remote_code():
         text = path.read_text()
         assert "trust_remote_code=True" not in text
         assert "torch.load(" not in text and "pickle" not in text, path.name
+
+
+def test_readme_is_short_and_its_links_resolve():
+    """A newcomer reads the README in five minutes; the design records in docs/ hold the rest."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250, "README.md is over 250 lines: move detail to docs/"
+    for page in [readme, *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"

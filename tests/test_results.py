@@ -99,27 +99,36 @@ def test_report_shows_the_papers_result_side_by_side(tmp_path):
     assert "directions, not magnitudes" in report
 
 
-def test_readme_tables_follow_the_committed_results(tmp_path, monkeypatch):
+def test_readme_block_follows_the_committed_results(tmp_path, monkeypatch):
     from lib import config, results
 
     (tmp_path / "results").mkdir()
     (tmp_path / "README.md").write_text("intro\n<!-- claims:start -->\nstale row\n<!-- claims:end -->\n"
-                                        "middle\n<!-- benchmarks:start -->\n<!-- benchmarks:end -->\n"
                                         "outro\n")
     monkeypatch.setattr(config, "ROOT", tmp_path)
-    _claim(tmp_path / "results", _est(), profile="default")
+    monkeypatch.setattr(results, "HEADLINE", ("warm-lmc",))
+    _claim(tmp_path / "results", _est(), profile="default", id="warm-lmc")
+    _claim(tmp_path / "results", _est(), profile="default", id="not-headline")
     _claim(tmp_path / "results", _est(0.1, (0.05, 0.15)), profile="smoke", id="c2")
     record_benchmark(tmp_path / "results", name="notebook 00 wall time", ours=100.0,
                      baseline=200.0, unit="s", profile="default", device="cpu")
-    record_benchmark(tmp_path / "results", name="smoke only", ours=1.0, baseline=None, unit="s",
-                     profile="smoke", device="cpu")
     results.write_report(tmp_path / "results")
     readme = (tmp_path / "README.md").read_text()
     assert "stale row" not in readme and readme.startswith("intro\n") and readme.endswith("outro\n")
-    assert "| 01 | WARM, Fig. 3 | a \\| b | m: 0.5 | [0.4, 0.6] (bootstrap, n=100) | holds (> 0) |" in readme
-    assert "**1 hold, 0 fail, 0 inconclusive of 1**" in readme
-    assert "| notebook 00 wall time | 100 | 200 | 0.5 | s | cpu |" in readme
-    assert "smoke only" not in readme and "c2" not in readme
+    assert "| `warm-lmc`: a \\| b | WARM, Fig. 3 | m: 0.5 | [0.4, 0.6] (bootstrap, n=100) | holds (> 0) |" in readme
+    assert "**2 hold, 0 fail, 0 inconclusive of 2**" in readme  # the tally counts every default claim
+    assert "not-headline" not in readme and "c2" not in readme  # only headline claims, only default
+    assert "wall time" not in readme  # benchmarks live in REPORT.md only
+    report = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "| notebook 00 wall time | 100 | 200 | 0.5 | s | cpu | default |" in report
+
+
+def test_readme_headline_claims_exist_and_fit():
+    from lib.paper import PAPER_RESULTS
+    from lib.results import HEADLINE
+
+    assert len(HEADLINE) <= 10 and len(set(HEADLINE)) == len(HEADLINE)
+    assert set(HEADLINE) <= set(PAPER_RESULTS)
 
 
 def _record_many(results, worker):
