@@ -33,7 +33,7 @@ def main() -> None:
         for nb in notebooks(args.only):
             # Each notebook starts from an empty cache: the time includes every stage it needs.
             shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)
-            seconds = run_notebook(nb, profile.name, Path(tmp) / "results")
+            seconds, _ = run_notebook(nb, profile.name, Path(tmp) / "results")
             number = nb.name[:2]
             row = record_benchmark(ROOT / "results",
                                    name=f"notebook {number} wall time (alone, from an empty cache)",

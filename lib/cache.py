@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import shutil
 import socket
@@ -27,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -118,9 +115,7 @@ class ArtifactCache:
         try:
             meta = self._verify(path)
         except CorruptArtifact as err:
-            log.warning("artifact %s is corrupted (%s); rebuilding it", path.name, err)
-            print(f"[cache] artifact {path.name} is corrupted ({err}); rebuilding it", file=sys.stderr,
-                  flush=True)
+            print(f"[cache] rebuilding {path.name}: corrupted, {err}", file=sys.stderr, flush=True)
             shutil.rmtree(path, ignore_errors=True)
             return None
         return Artifact(path, meta, path.name)
@@ -170,7 +165,7 @@ class ArtifactCache:
             host, _, rest = tmp.name[len(f".tmp-{key}-"):].rpartition("-")[0].rpartition("-")
             pid = int(rest) if rest.isdigit() else None
             if host == _HOST and pid is not None and not _alive(pid):
-                print(f"[cache] removing {tmp.name}, left by a killed build")
+                print(f"[cache] removing {tmp.name}, left by a killed build", file=sys.stderr, flush=True)
                 shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
@@ -191,6 +186,12 @@ class ArtifactCache:
             if _sha256(p) != info["sha256"]:
                 raise CorruptArtifact(f"checksum mismatch in {rel}")
         return json.loads((path / "meta.json").read_text())
+
+    def count(self) -> int:
+        """How many finished artifacts the cache holds (not verified: a count for the terminal)."""
+        if not self.root.exists():
+            return 0
+        return sum(1 for p in self.root.iterdir() if (p / "manifest.json").is_file())
 
     def clear(self) -> None:
         """Delete every artifact under the root (`run_all.sh --fresh`)."""

@@ -147,18 +147,29 @@ def _build_shard(profile: str, overrides: dict, wave: str, i: int, n: int) -> li
     return [name for name, _ in mine]
 
 
-def _follow(jobs: list, every: float = 5.0) -> None:
-    """Echo the runs the jobs start, from their logs, until they all finish."""
-    seen = [0] * len(jobs)
+# The lines of a job's logs that reach the terminal: the runs it starts, and every repair or resume
+# (a corrupted artifact rebuilt, a killed build's leftovers removed, an RL run resumed from its saved
+# step), which would otherwise be seen only in the job's log files.
+NOTICES = ("[fanout ", "[cache] rebuilding ", "[cache] removing ", "[rl] ")
+
+
+def _lines(job, stream: str) -> list[str]:
+    return ((job.stdout() if stream == "stdout" else job.stderr()) or "").splitlines()
+
+
+def _follow(jobs: list, every: float = 5.0) -> int:
+    """Echo the runs the jobs start and their repairs and resumes, from their logs, until they all
+    finish; returns how many cached stages they built."""
+    seen = {(k, stream): 0 for k in range(len(jobs)) for stream in ("stdout", "stderr")}
     while True:
         done = all(job.done() for job in jobs)
-        for k, job in enumerate(jobs):
-            lines = [line for line in (job.stdout() or "").splitlines() if line.startswith("[fanout ")]
-            for line in lines[seen[k]:]:
-                print(line, flush=True)
-            seen[k] = len(lines)
+        for (k, stream), n in seen.items():
+            lines = [line for line in _lines(jobs[k], stream) if line.startswith(NOTICES)]
+            for line in lines[n:]:
+                print(line if line.startswith("[fanout ") else f"[fanout {k}/{len(jobs)}] {line}", flush=True)
+            seen[k, stream] = len(lines)
         if done:
-            return
+            return sum(line.startswith("[cache] built ") for job in jobs for line in _lines(job, "stderr"))
         time.sleep(every)
 
 
@@ -203,7 +214,7 @@ def _waves(ex, profile: str, overrides: dict, jobs: int, waves: tuple[str, ...],
         futures = ex.map_array(build_shard, [profile] * n, [overrides] * n, [wave] * n, list(range(n)),
                                [n] * n, [per_job] * n)
         try:
-            _follow(futures)
+            new = _follow(futures)
         except BaseException:  # Ctrl-C, a kill or a failed job: stop the wave's other jobs too
             for f in futures:
                 f.cancel(check=False)
@@ -211,7 +222,8 @@ def _waves(ex, profile: str, overrides: dict, jobs: int, waves: tuple[str, ...],
         built[wave] = [name for f in futures for name in f.result()]
         if timings is not None:
             timings[wave] = time.perf_counter() - start
-        print(f"[fanout] wave {wave}: {len(built[wave])} runs in {n} job(s)", flush=True)
+        print(f"[fanout] wave {wave}: {len(built[wave])} runs in {n} job(s), "
+              f"{new} stage{'s' * (new != 1)} built", flush=True)
     return built
 
 

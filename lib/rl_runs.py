@@ -100,8 +100,9 @@ class RLRuns:
             if (partial / "state" / "state.json").exists():
                 try:
                     resume = load_rl_state(partial / "state")
+                    print(f"[rl] {desc}: resuming from its saved step {resume['step']}", flush=True)
                 except (StaleRLState, OSError, ValueError, json.JSONDecodeError) as err:
-                    print(f"[rl] {desc}: discarding an unusable saved state ({err}); starting over")
+                    print(f"[rl] {desc}: discarding an unusable saved state ({err}); starting over", flush=True)
                     shutil.rmtree(partial, ignore_errors=True)
 
             def on_eval(step: int, model: PreTrainedModel, record: dict) -> None:

@@ -52,10 +52,10 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     """Numbered notebooks in order, optionally only those whose number is in `only`."""
     found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if only:
-        unknown = set(only) - {p.name[:2] for p in found}
+        unknown = sorted(set(only) - {p.name[:2] for p in found})
         if unknown:
-            raise SystemExit(f"error: no notebook numbered {sorted(unknown)}; have "
-                             f"{[p.name[:2] for p in found]}")
+            raise ValueError(f"--only: no notebook numbered {', '.join(unknown)}; the notebooks are "
+                             f"{', '.join(p.name[:2] for p in found)}")
         found = [p for p in found if p.name[:2] in only]
     return found
 
@@ -81,10 +81,12 @@ class _Prefixed:
 
     def __init__(self, stream, prefix: str):
         self.stream, self.prefix, self.at_start = stream, prefix, True
+        self.built = 0  # the cached stages the notebook built, counted from their "[cache] built" lines
 
     def write(self, text: str) -> int:
         for piece in text.splitlines(keepends=True):
             self.stream.write((self.prefix if self.at_start else "") + piece)
+            self.built += self.at_start and piece.startswith("[cache] built ")
             self.at_start = piece.endswith("\n")
         self.stream.flush()
         return len(text)
@@ -94,9 +96,10 @@ class _Prefixed:
 
 
 def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None = None,
-                 prefix: str = "") -> float:
+                 prefix: str = "") -> tuple[float, int]:
     """Execute one notebook with papermill (`overrides`: its dotted config keys; `prefix`: put
-    before each line it prints); returns seconds; raises on a failing cell."""
+    before each line it prints); returns its seconds and how many cached stages it built; raises
+    on a failing cell."""
     import papermill as pm
     from traitlets.config import Config
 
@@ -104,38 +107,40 @@ def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None
     # is opened, and ipykernel has no reason to warn about unencrypted TCP.
     sockets = Config({"KernelManager": {"transport": "ipc",
                                         "ip": str(Path(tempfile.gettempdir()) / f"warm-warp-kernel-{os.getpid()}")}})
-    out, err = (_Prefixed(s, prefix) if prefix else s for s in (sys.stdout, sys.stderr))
+    out, err = (_Prefixed(s, prefix) for s in (sys.stdout, sys.stderr))
     start = time.perf_counter()
     pm.execute_notebook(str(path), str(out_dir / path.name),
                         parameters={"profile": profile, "overrides": json.dumps(overrides or {})},
                         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
                         log_output=False, stdout_file=out, stderr_file=err,
                         request_save_on_cell_execute=False, config=sockets)
+    seconds, built = time.perf_counter() - start, out.built + err.built
     out = out_dir / path.name  # committed results name no machine's paths: make them relative
     out.write_text(out.read_text().replace(str(ROOT) + "/", ""))
-    return time.perf_counter() - start
+    return seconds, built
 
 
-def _worker(path: Path, profile: str, out_dir: Path, overrides: dict) -> tuple[float, str | None]:
+def _worker(path: Path, profile: str, out_dir: Path, overrides: dict) -> tuple[float, int, str | None]:
     """One notebook in a worker process, its kernel at `RUN_THREADS` torch threads (the kernel
-    inherits the environment): (seconds, None), or (seconds, the failing cell and its error)."""
+    inherits the environment): (seconds, stages built, None), or (seconds, 0, the failing cell and
+    its error)."""
     from papermill.exceptions import PapermillExecutionError
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(RUN_THREADS)
     start = time.perf_counter()
     try:
-        return run_notebook(path, profile, out_dir, overrides, prefix=f"[{path.name[:2]}] "), None
+        return *run_notebook(path, profile, out_dir, overrides, prefix=f"[{path.name[:2]}] "), None
     except PapermillExecutionError as err:
-        return time.perf_counter() - start, (f"cell {err.cell_index} (execution count {err.exec_count}): "
+        return time.perf_counter() - start, 0, (f"cell {err.cell_index} (execution count {err.exec_count}): "
                                              f"{err.ename}: {err.evalue}")
 
 
 def run_notebooks(paths: list[Path], profile: str, out_dir: Path, overrides: dict, jobs: int,
                   on_done=None) -> tuple[Path, str] | None:
     """Execute `paths` `jobs` at a time, in order, each as a worker frees up and once its `AFTER`
-    notebook is done; `on_done(path, seconds)` after each. Returns None, or the notebook that failed
-    first and what failed in it; no notebook starts after a failure."""
+    notebook is done; `on_done(path, seconds, stages built)` after each. Returns None, or the
+    notebook that failed first and what failed in it; no notebook starts after a failure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     todo, running, failed = list(paths), {}, None
 
@@ -156,9 +161,9 @@ def run_notebooks(paths: list[Path], profile: str, out_dir: Path, overrides: dic
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 nb = running.pop(future)
-                seconds, error = future.result()
+                seconds, built, error = future.result()
                 if error is None:
-                    on_done and on_done(nb, seconds)
+                    on_done and on_done(nb, seconds, built)
                 elif failed is None:
                     failed = nb, error
     return failed
@@ -183,13 +188,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse and validate the arguments (profile, overrides) before anything runs."""
+    """Parse and validate the arguments (profile, overrides, `--only`) before anything runs or is
+    installed: a bad one is one line on stderr and exit status 2, as argparse's own errors."""
     args = parser().parse_args(argv)
     try:
         args.overrides = parse_set(args.set)
         args.profile_obj = get_profile(args.profile, args.overrides)
         if args.jobs < 1:
             raise ValueError(f"--jobs must be ≥ 1, got {args.jobs}")
+        notebooks(args.only)
     except ValueError as err:
         parser().exit(2, f"run_all.sh: error: {err}\n")
     return args
@@ -227,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     selected = notebooks(args.only)
     empty = not cache.root.exists() or not any(cache.root.iterdir())
-    state = "in a run from an empty cache" if empty else "cache present"
     print(f"[run] profile {profile.name}: results in {results}, cache in {cache.root}", flush=True)
+    if not empty:
+        partial = sorted((cache.root / "partial").glob("*")) if (cache.root / "partial").exists() else []
+        print(f"[run] resuming: {cache.count()} stages cached" + (f", {len(partial)} RL runs from a saved step"
+              if partial else "") + "; only what is missing is built", flush=True)
     times: dict[str, float] = {}
     if args.jobs > 1:
         from .fanout import WAVES, submit_waves
@@ -244,14 +254,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] fan-out done in {times['fan-out']:.0f} s", flush=True)
     start = time.perf_counter()
 
-    def done(nb: Path, seconds: float) -> None:
+    def done(nb: Path, seconds: float, built: int) -> None:
         number = nb.name[:2]
         times[number] = seconds
-        if not args.overrides:
+        # A notebook's time is a benchmark in a run from an empty cache, or when it built nothing;
+        # one that rebuilt part of what it reads (a resumed run) is neither.
+        state = "in a run from an empty cache" if empty else "cache present" if not built else None
+        if not args.overrides and state:
             record_benchmark(results, name=f"notebook {number} wall time ({state})", ours=seconds,
                              baseline=TARGETS.get((profile.name, number)) if empty else None,
                              unit="s", profile=profile.name)
-        print(f"[run] done {nb.name} in {seconds:.0f} s ({state})", flush=True)
+        print(f"[run] done {nb.name} in {seconds:.0f} s ({state or f'resumed: built {built} stages'})", flush=True)
 
     failed = run_notebooks(selected, profile.name, out_dir, args.overrides, args.jobs, on_done=done)
     if failed:
@@ -262,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     times["notebooks"] = time.perf_counter() - start
     print(f"[run] notebooks done in {times['notebooks']:.0f} s, {min(args.jobs, len(selected))} at a time",
           flush=True)
+    state = "in a run from an empty cache"
     if "fan-out" in times and empty and not args.overrides and not args.only:
         record_benchmark(results, name=f"fan-out of the RM and RL runs, {args.jobs} processes ({state})",
                          ours=times["fan-out"], baseline=None, unit="s", profile=profile.name)

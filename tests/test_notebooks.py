@@ -109,6 +109,29 @@ def test_one_seed_gives_the_same_runs_whatever_the_fan_out(smoke_run, tmp_path, 
                         != (tmp_path / "results" / "figures" / f).read_bytes()] == []  # byte-stable
 
 
+@pytest.mark.slow
+def test_a_repaired_artifact_and_a_resume_are_said_in_the_terminal(smoke_run, tmp_path, monkeypatch, capfd):
+    """A corrupted RM that a fan-out job finds is rebuilt, and the terminal says so (not only the
+    job's log); a run on a cache that holds stages says it resumes."""
+    import re
+    import shutil
+
+    _, root = smoke_run
+    shutil.copytree(root / "cache", tmp_path / "cache")
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    rms = (tmp_path / "cache" / "smoke").glob("rm-*")
+    rm = sorted(p for p in rms if not p.name.startswith(("rm-probe", "rm-scores")))[0]
+    victim = next(p for p in sorted(rm.rglob("*.safetensors")))
+    victim.write_bytes(victim.read_bytes()[:-8] + bytes(8))
+    capfd.readouterr()
+    assert runner.main(["--profile", "smoke", "--only", "01", "--jobs", "2"]) == 0
+    out = capfd.readouterr().out
+    assert f"[cache] rebuilding {rm.name}: corrupted, checksum mismatch in {victim.relative_to(rm)}" in out
+    assert "[run] resuming: " in out and " stages cached" in out
+    assert re.search(r"\[fanout\] wave rms: \d+ runs in 2 job\(s\), 1 stage built\n", out)  # the damaged RM
+
+
 def test_a_failing_notebook_is_named_with_its_cell(tmp_env, monkeypatch, capsys):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters"]}),
@@ -153,7 +176,7 @@ def test_notebooks_run_two_at_a_time_with_the_runs_thread_count_and_in_their_ord
     monkeypatch.setattr(runner, "AFTER", {"03": "00"})
     done = []
     failed = runner.run_notebooks(runner.notebooks(), "smoke", tmp_env / "out", {}, jobs=2,
-                                  on_done=lambda nb, seconds: done.append(nb.name[:2]))
+                                  on_done=lambda nb, seconds, built: done.append(nb.name[:2]))
     assert failed is None and sorted(done) == ["00", "01", "02", "03"]
     runs = {r["nb"]: r for r in map(json.loads, log.read_text().splitlines())}
     assert {r["threads"] for r in runs.values()} == {RUN_THREADS}
@@ -190,6 +213,7 @@ def test_an_environment_that_does_not_import_this_repository_is_one_clear_error(
     (["--set", "pretrain.steps=abc"], "config key 'pretrain.steps' expects int, got 'abc' (str)"),
     (["--set", "nosuch"], "--set takes key=value"),
     (["--jobs", "0"], "--jobs must be ≥ 1"),
+    (["--only", "00", "99"], "--only: no notebook numbered 99; the notebooks are 00, 01"),
 ])
 def test_bad_arguments_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as err:

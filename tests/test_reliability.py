@@ -123,7 +123,7 @@ def test_build_directories_of_dead_processes_are_removed(tmp_path, capsys):
         d.mkdir(parents=True)
     cache.stage("s", {"k": 1}, lambda tmp: (tmp / "x.json").write_text("{}") and None)
     assert not left.exists() and running.exists() and elsewhere.exists()
-    assert "left by a killed build" in capsys.readouterr().out
+    assert "left by a killed build" in capsys.readouterr().err  # in the terminal, with the other [cache] lines
 
 
 def test_missing_hub_access_says_what_to_download(monkeypatch):
