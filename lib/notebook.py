@@ -13,7 +13,13 @@ from .pipeline import Pipeline
 from .plots import save_figure
 from .profiles import parse_overrides
 from .results import claims_of, record_benchmark, record_claim
-from .stats import Estimate
+from .stats import Estimate, fmt
+
+
+def printable(text: str) -> str:
+    """A sample as a reader can see it: the replacement characters of a decoded broken byte sequence
+    and control characters (a tiny model's samples have both) shown as '?'."""
+    return "".join("?" if ch == "\ufffd" or (not ch.isprintable() and ch not in " \n") else ch for ch in text)
 
 
 class Chapter:
@@ -58,7 +64,7 @@ class Chapter:
                                ("inconclusive", "Not decided at this scale")):
             rows = [c for c in mine if c["verdict"] == verdict]
             lines.append(f"**{title}** ({len(rows)}):" + ("" if rows else " none."))
-            lines += [f"- {c['claim']}: {c['value']:.3g} [{c['ci'][0]:.3g}, {c['ci'][1]:.3g}] "
+            lines += [f"- {c['claim']}: {fmt(c['value'], '.3g')} [{fmt(c['ci'][0], '.3g')}, {fmt(c['ci'][1], '.3g')}] "
                       f"(threshold {c['direction']} {c['threshold']:g}; `{c['id']}`)" for c in rows]
         return Markdown("\n".join(lines))
 

@@ -16,7 +16,7 @@ import torch
 from . import config
 from .config import results_dir
 from .paper import PAPER_RESULTS
-from .stats import CI_KINDS, DIRECTIONS, Estimate, verdict
+from .stats import CI_KINDS, DIRECTIONS, Estimate, fmt, verdict
 
 try:
     import fcntl
@@ -163,9 +163,9 @@ def record_benchmark(results: Path, *, name: str, ours: float, baseline: float |
 
 def _claim_cells(c: dict) -> tuple[str, str, str]:
     """The measured value, its interval (kind, items, seeds) and the verdict, for tables."""
-    value = f"{c['value']:.4g}" if isinstance(c["value"], float) else str(c["value"])
+    value = fmt(c["value"]) if isinstance(c["value"], float) else str(c["value"])
     seeds = f", {c['seeds']} seeds" if c["seeds"] > 1 else ""
-    interval = f"[{c['ci'][0]:.4g}, {c['ci'][1]:.4g}] ({c['ci_kind']}, n={c['n']}{seeds})"
+    interval = f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}] ({c['ci_kind']}, n={c['n']}{seeds})"
     call = {"holds": "holds", "fails": "**fails**", "inconclusive": "*inconclusive*"}[c["verdict"]]
     return value, interval, f"{call} ({c['direction']} {c['threshold']:g})"
 
@@ -177,13 +177,20 @@ def tally(claims: list[dict]) -> str:
             f"of {len(claims)}")
 
 
+SMOKE_CAVEAT = ("**Smoke profile: a plumbing check on models too small to learn anything. Its figures are "
+                "flat and its verdicts mean nothing; the `default` profile (`results/`) shows the science.**")
+
+
 def write_report(results: Path) -> Path:
-    """`REPORT.md`: the claims table, the benchmarks and every figure under `results/figures`."""
+    """`REPORT.md`: the claims table, the benchmarks and every figure under `results/figures`; a
+    smoke report opens with the caveat that its verdicts mean nothing."""
     results = Path(results)
     claims = [check_claim(c) for c in _read(results / "claims.json")]
     benches = _read(results / "benchmarks.json")
-    lines = ["# Report", "", "Generated from `claims.json`, `benchmarks.json` and `figures/` "
-             "by `python -m lib.results`. Do not edit by hand.", "", "## Claims", "",
+    smoke = any(row["profile"] == "smoke" for row in claims + benches)
+    lines = ["# Report", "", *([SMOKE_CAVEAT, ""] if smoke else []),
+             "Generated from `claims.json`, `benchmarks.json` and `figures/` by `python -m lib.results`. "
+             "Do not edit by hand.", "", "## Claims", "",
              "The papers' results are at their scale (PaLM-XXS/XS reward models and policies for "
              "WARM, Gemma 7B for WARP) and ours at the profile's, so the verdicts compare "
              "directions, not magnitudes. Each measured value has a 95% interval (bootstrap over "
@@ -222,7 +229,7 @@ HEADLINE = ("warm-lmc", "warm-wa-approx-ens", "warm-less-memorization", "warm-m-
 
 
 def _fmt(v: Any) -> str:
-    return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    return "" if v is None else (fmt(v) if isinstance(v, float) else str(v))
 
 
 def _update_readme(results: Path, claims: list[dict]) -> None:

@@ -95,6 +95,21 @@ class _Prefixed:
         self.stream.flush()
 
 
+def _quiet_kernel_manager():
+    """The kernel manager papermill starts, without the SIGINT that jupyter_client sends a kernel
+    before every shutdown: a notebook that has finished has nothing to interrupt, and the signal,
+    landing while the kernel handles a message, printed "KeyboardInterrupt caught in kernel" into
+    a successful run's output."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return QuietKernelManager
+
+
 def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None = None,
                  prefix: str = "") -> tuple[float, int]:
     """Execute one notebook with papermill (`overrides`: its dotted config keys; `prefix`: put
@@ -113,7 +128,8 @@ def run_notebook(path: Path, profile: str, out_dir: Path, overrides: dict | None
                         parameters={"profile": profile, "overrides": json.dumps(overrides or {})},
                         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
                         log_output=False, stdout_file=out, stderr_file=err,
-                        request_save_on_cell_execute=False, config=sockets)
+                        request_save_on_cell_execute=False, config=sockets,
+                        kernel_manager_class=_quiet_kernel_manager())
     seconds, built = time.perf_counter() - start, out.built + err.built
     out = out_dir / path.name  # committed results name no machine's paths: make them relative
     out.write_text(out.read_text().replace(str(ROOT) + "/", ""))

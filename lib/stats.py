@@ -58,7 +58,13 @@ class Estimate:
 
     def __format__(self, spec: str) -> str:
         spec = spec or ".3f"
-        return f"{self.value:{spec}} [{self.ci[0]:{spec}}, {self.ci[1]:{spec}}]"
+        return f"{fmt(self.value, spec)} [{fmt(self.ci[0], spec)}, {fmt(self.ci[1], spec)}]"
+
+
+def fmt(x: float, spec: str = ".4g") -> str:
+    """`x` formatted with `spec`, a zero never signed (-0.0, or a tiny negative rounded to 0)."""
+    text = f"{x:{spec}}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def verdict(ci: tuple[float, float], threshold: float, direction: str) -> str:
@@ -275,6 +281,16 @@ def seeds_interval(per_seed, n_boot: int = N_BOOT, seed: int = 0) -> Estimate:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(n_boot, len(x)))
     return Estimate(float(x.mean()), _interval(x[idx].mean(1), float(x.mean())), "seeds", len(x), len(x))
+
+
+def prompts_needed_line(estimate: Estimate, effect: float | None = None, now: int | None = None) -> str:
+    """One sentence for a chapter: how many evaluation prompts would decide an inconclusive claim
+    (`prompts_needed`), or why no number would."""
+    n = prompts_needed(estimate, effect)
+    if n is None:
+        return "the estimate sits on the threshold, so no number of prompts would decide it"
+    return (f"about {n} prompts would make the interval narrower than the estimate's distance from the "
+            "threshold" + (f" (now {now})" if now else ""))
 
 
 def prompts_needed(estimate: Estimate, effect: float | None = None) -> int | None:

@@ -46,7 +46,7 @@ from lib.evaluate import best_of_n_win_rates, bon_kl, within_prompt_pearson
 from lib.notebook import Chapter
 from lib.plots import line_with_band
 from lib.rm_pool import RewardModels
-from lib.stats import extreme_bootstrap, nested_bootstrap, prompts_needed
+from lib.stats import extreme_bootstrap, nested_bootstrap, prompts_needed_line
 
 ch = Chapter("03", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -157,7 +157,7 @@ for setting in settings:
                    metric=f"gold, WARM M={M} − best of (φ1, φ2, ENS M=2) at N={big}",
                    estimate=est, threshold=0.0, direction=">")
     if row["verdict"] == "inconclusive":
-        print(f"  about {prompts_needed(est)} prompts would make the interval narrower than the effect")
+        print(" ", prompts_needed_line(est))
 
 # %% [markdown]
 # ## Gain over φ1 (Fig. 6, as in the paper)
@@ -269,7 +269,7 @@ for against, paper in (("SFT", "up to 92.5%"), ("φ1", "WARM > φ1")):
                           f"{'a random SFT sample' if against == 'SFT' else f'φ1 BoN (N={big})'}, clean",
                    estimate=est, threshold=0.5, direction=">")
     if row["verdict"] == "inconclusive":
-        print(f"  about {prompts_needed(est, est.value - 0.5)} prompts would decide it")
+        print(" ", prompts_needed_line(est, est.value - 0.5))
 
 # %% [markdown]
 # ## Cost of scoring the pool

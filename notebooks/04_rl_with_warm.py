@@ -42,11 +42,11 @@ import pandas as pd
 from lib import plans
 from lib.analysis import column_intervals
 from lib.evaluate import win_rates_by_prompt
-from lib.notebook import Chapter
+from lib.notebook import Chapter, printable
 from lib.plots import line_with_band
 from lib.rl_runs import RLRuns
 from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed
+from lib.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed_line
 
 ch = Chapter("04", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -99,7 +99,7 @@ fig, ax = plt.subplots(figsize=(7, 4))
 for name, g in gold.items():
     line_with_band(ax, steps, *column_intervals(g, seeded=g.ndim == 3), label=name, color=COLORS[name], alpha=0.12)
 ax.set(xlabel="RL step", ylabel="gold reward (eval samples)", title="clean labels: gold reward along RL")
-ax.legend()
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the curves and bands
 ch.save(fig, "04_gold_vs_steps")
 
 # %% [markdown]
@@ -249,9 +249,9 @@ ch.claim(id="rl-warm-delays-hacking-corrupt", paper="WARM", figure="Fig. 8b (04_
 h = long["φ1"]
 n_show = 4
 prompts = [p for p in runs.eval_prompts for _ in range(base.n_eval_samples)][:n_show]
-print("SFT samples (step 0):", h["eval_texts"][0][:2])
+print("SFT samples (step 0):", *map(printable, h["eval_texts"][0][:2]), sep="\n  ")
 pd.set_option("display.max_colwidth", 200)
-pd.DataFrame({"summary": h["eval_texts"][-1][:n_show],
+pd.DataFrame({"summary": list(map(printable, h["eval_texts"][-1][:n_show])),
               "proxy (φ1)": runs.reward_fn(plan["clean"]["φ1"].members)(prompts, h["eval_texts"][-1][:n_show]),
               "gold": h["eval_gold_all"][-1][:n_show]}).round(2)
 
@@ -295,7 +295,7 @@ row = ch.claim(id="rl-warm-wins-vs-phi1", paper="WARM", figure="Fig. 9c (04_win_
                       f"{[int(steps[b]) for b in best['φ1']]} (one per pool)",
                estimate=est, threshold=0.5, direction=">")
 if row["verdict"] == "inconclusive":
-    print(f"about {prompts_needed(est, est.value - 0.5)} eval prompts would decide it (now {len(runs.eval_prompts)})")
+    print(prompts_needed_line(est, est.value - 0.5, now=len(runs.eval_prompts)))
 
 # %% [markdown]
 # ## What held, what failed, what this scale cannot decide

@@ -181,14 +181,16 @@ for k, (name, f) in enumerate({"plain RL (EMA anchor)": rl, **{f"LITI front, {n}
     mean, low, high = column_intervals(f[..., 0])
     ax.errorbar(f[..., 1].mean(0), mean, yerr=[mean - low, high - mean], fmt="s--" if k == 0 else "o-", ms=3,
                 capsize=2, lw=1, color="grey" if k == 0 else f"C{k - 1}", label=name)
-for i, f in enumerate(fronts.values()):
+for i, f in enumerate(fronts.values()):  # iteration 1's labels above its points, iteration 2's below
     for eta, x, y in zip(W.etas, f[..., 1].mean(0), f[..., 0].mean(0)):
         if i > 0 and eta == 0:  # a later front starts at the previous one's LITI point, labelled there
             continue
-        ax.annotate(f"η={eta:g}", (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7,
-                    alpha=0.7)
+        ax.annotate(f"η={eta:g}", (x, y), xytext=(4, 5) if i == 0 else (4, -11), textcoords="offset points",
+                    fontsize=7, color=f"C{i}")
+# KL from 0 (no margin below it), unless a sampled estimate of a tiny KL comes out below 0
+ax.set_xlim(left=min(0.0, *(f[..., 1].mean(0).min() for f in (rl, *fronts.values()))))
 ax.set(xlabel="KL(policy ‖ SFT) (nats)", ylabel="gold reward", title="LITI fronts (gold reward)")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the fronts
 ch.save(fig, "05_stage3_liti_fronts")
 
 # %% [markdown]

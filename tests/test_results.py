@@ -99,6 +99,16 @@ def test_report_shows_the_papers_result_side_by_side(tmp_path):
     assert "directions, not magnitudes" in report
 
 
+def test_a_smoke_report_opens_with_the_caveat_and_a_default_one_does_not(tmp_path):
+    from lib.results import SMOKE_CAVEAT
+
+    for profile in ("smoke", "default"):
+        _claim(tmp_path / profile, _est(), profile=profile)
+        head = write_report(tmp_path / profile).read_text().splitlines()[:3]
+        assert (SMOKE_CAVEAT in head) == (profile == "smoke")
+    assert "verdicts mean nothing" in SMOKE_CAVEAT
+
+
 def test_readme_block_follows_the_committed_results(tmp_path, monkeypatch):
     from lib import config, results
 

@@ -9,8 +9,10 @@ from lib.stats import (
     bootstrap,
     column_bounds,
     extreme_bootstrap,
+    fmt,
     nested_bootstrap,
     prompts_needed,
+    prompts_needed_line,
     seeds_interval,
     verdict,
 )
@@ -125,6 +127,15 @@ def test_seeds_interval_and_prompts_needed():
     assert 0.1 - 1e-12 <= est.ci[0] <= est.value <= est.ci[1] <= 0.2 + 1e-12
     wide = Estimate(0.01, (-0.02, 0.04), "bootstrap", n=100)
     assert prompts_needed(wide) == 900  # half-width 0.03 → 0.01 needs (0.03/0.01)² = 9× the items
+    line = prompts_needed_line(wide, now=100)
+    assert line.startswith("about 900 prompts") and line.endswith("(now 100)")
+    on_threshold = Estimate(0.0, (-0.02, 0.02), "bootstrap", n=100)
+    assert prompts_needed(on_threshold) is None and "None" not in prompts_needed_line(on_threshold)
+
+
+def test_a_zero_is_never_printed_with_a_sign():
+    assert fmt(-0.0) == "0" and fmt(-1e-9, ".3f") == "0.000" and fmt(-0.5) == "-0.5"
+    assert f"{Estimate(-0.0, (-0.0, -0.0), 'bootstrap', n=1):.4g}" == "0 [0, 0]"
 
 
 @pytest.mark.parametrize("values", [np.array([]), np.array([1.0, np.nan]), {"a": np.zeros(0)}])
