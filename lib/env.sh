@@ -20,7 +20,7 @@ pick_env() {
   stamp=$("$PY" -c 'import sys; print(sys.prefix)')/.requirements.sha256
   want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-    echo "[env] installing the package and its pinned requirements (first run: about 2 minutes)"
+    echo "[env] installing the package and its pinned requirements (first run: 1–2 minutes)"
     "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt -e .
     echo "$want" > "$stamp" 2>/dev/null || true
   else

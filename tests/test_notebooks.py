@@ -1,6 +1,9 @@
 """Every notebook: committed without outputs, has a `parameters` cell, and runs on `smoke`."""
 
+import contextlib
 import json
+import os
+import sys
 
 import nbformat
 import pytest
@@ -25,18 +28,34 @@ def test_source_has_no_outputs_and_a_parameters_cell(path):
     assert len(tagged) == 1 and "profile" in tagged[0].source
 
 
+@contextlib.contextmanager
+def _terminal(path):
+    """Everything the run prints, its worker processes and kernels included, into `path`: what a
+    user would see in the terminal."""
+    with open(path, "w") as log:
+        sys.stdout.flush(), sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """Every notebook on `smoke`, once, from an empty cache the test owns, with the independent
     runs built first by two local processes through submitit (`run_all.sh --jobs 2`)."""
-    import os
-
     root = tmp_path_factory.mktemp("smoke")
     saved = {k: os.environ.get(k) for k in ("REPRO_CACHE_DIR", "REPRO_RESULTS_DIR")}
     os.environ["REPRO_CACHE_DIR"] = str(root / "cache")
     os.environ["REPRO_RESULTS_DIR"] = str(root / "results")
     try:
-        status = runner.main(["--profile", "smoke", "--jobs", "2"])
+        with _terminal(root / "terminal.log"):
+            status = runner.main(["--profile", "smoke", "--jobs", "2"])
     finally:
         for k, v in saved.items():
             if v is None:
@@ -64,6 +83,20 @@ def test_all_notebooks_execute_on_smoke(smoke_run):
     bench = json.loads((results / "benchmarks.json").read_text())
     waves = {b["name"].split()[2].rstrip(","): b["ours"] for b in bench if b["name"].startswith("fan-out wave ")}
     assert set(waves) == {"prepare", "rms", "rl", "warp2"} and all(s > 0 for s in waves.values())
+
+
+@pytest.mark.slow
+def test_a_successful_run_prints_no_noise(smoke_run):
+    """What a successful run prints is read by people: no kernel tracebacks or interrupts, no
+    'None' standing for a number, no signed zero, no replacement characters."""
+    import re
+
+    status, root = smoke_run
+    out = (root / "terminal.log").read_text()
+    assert status == 0 and "[run] report:" in out
+    for noise in ("KeyboardInterrupt", "Traceback", "None prompts", "\ufffd"):
+        assert noise not in out, f"a successful run printed {noise!r}"
+    assert not re.search(r"(?<![\w.])-0(\.0+)?(?![\d.e])", out), "a zero printed with a sign"
 
 
 @pytest.mark.slow
