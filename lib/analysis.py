@@ -15,10 +15,11 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import world as W
 from .evaluate import best_of_n, within_prompt_pearson
-from .merge import weight_average
+from .merge import global_norm, task_vector, weight_average
 from .stats import PerSeed, bootstrap, nested_bootstrap
 
 
@@ -169,3 +170,62 @@ def gap_at_equal_kl(n_front: int):
             out.append(np.nanmean(gap) if np.isfinite(gap).any() else np.nan)
         return np.asarray(out).reshape(m.shape[:-1])
     return reduce
+
+
+def error_overlap(correct: np.ndarray) -> dict[str, float]:
+    """How much the errors of M models overlap, from their per-pair correctness (models, pairs):
+    the mean error rate, the fraction of pairs every model gets wrong next to what independent
+    errors at the same rates would give, and how often another model is wrong where one is."""
+    c = np.asarray(correct, dtype=float)
+    if c.ndim != 2 or c.shape[0] < 2:
+        raise ValueError(f"error_overlap needs per-pair correctness of ≥ 2 models, shaped (models, pairs); "
+                         f"got {c.shape}")
+    wrong = 1.0 - c
+    rates = wrong.mean(1)
+    both = [(wrong[i] * wrong[j]).sum() / wrong[i].sum() for i in range(len(c)) for j in range(len(c))
+            if i != j and wrong[i].sum() > 0]
+    return {"error rate": float(rates.mean()), "all wrong": float(wrong.prod(0).mean()),
+            "all wrong if independent": float(np.prod(rates)),
+            "another wrong where one is": float(np.mean(both)) if both else np.nan}
+
+
+def _off_diagonal_mean(corr: np.ndarray) -> float:
+    return float(corr[~np.eye(len(corr), dtype=bool)].mean())
+
+
+def margin_correlation(scores: Sequence[np.ndarray]) -> float:
+    """Mean pairwise Pearson correlation of the models' margins r(summary_1) − r(summary_0) on one
+    set of pairs; `scores` holds each model's rewards (2, pairs)."""
+    margins = np.stack([np.asarray(s)[1] - np.asarray(s)[0] for s in scores])
+    if len(margins) < 2:
+        raise ValueError("margin_correlation needs ≥ 2 models")
+    return _off_diagonal_mean(np.corrcoef(margins))
+
+
+def residual_correlation(scores: Sequence[np.ndarray], gold: np.ndarray) -> float:
+    """Mean pairwise correlation, across models, of the part of each model's score that gold does
+    not explain, on a sample pool (prompts, K): the within-prompt z-score of the reward minus its
+    least-squares fit on the within-prompt z-score of gold. Near 1: the models share their errors,
+    and averaging them removes little; near 0: each errs on its own."""
+    def z(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        sd = x.std(1, keepdims=True)
+        return np.divide(x - x.mean(1, keepdims=True), sd, out=np.zeros_like(x), where=sd > 0).ravel()
+
+    if len(scores) < 2:
+        raise ValueError("residual_correlation needs ≥ 2 models")
+    g = z(gold)
+    residuals = np.stack([zs - (zs @ g) / (g @ g) * g for zs in (z(s) for s in scores)])
+    return _off_diagonal_mean(np.corrcoef(residuals))
+
+
+def weight_geometry(states: Sequence[dict], inits: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Each fine-tuned model's distance from its init relative to the init's norm, ‖θ − θ0‖/‖θ0‖,
+    and the cosines between the models' task vectors θ − θ0 (models, models), over every floating
+    tensor the states share."""
+    deltas = [task_vector(s, i) for s, i in zip(states, inits)]
+    distance = np.array([global_norm(d) / global_norm(i) for d, i in zip(deltas, inits)])
+    keys = [k for k in deltas[0] if deltas[0][k].is_floating_point()]
+    flat = torch.stack([torch.cat([d[k].double().ravel() for k in keys]) for d in deltas])
+    flat = flat / flat.norm(dim=1, keepdim=True)
+    return {"distance": distance, "cosine": (flat @ flat.T).numpy()}

@@ -172,6 +172,19 @@ def pair_table(ds: Dataset) -> dict[str, float]:
     return out
 
 
+def label_probabilities(ds: Dataset, cfg: WorldConfig) -> np.ndarray:
+    """Per pair of the synthetic world, the probability that its annotators prefer summary_1
+    (`lib.world.preference_probability` on the recorded gold rewards and the word counts): what
+    the sampled `choice` is one draw of. Its rounding is the annotators' Bayes choice."""
+    g0, g1 = np.asarray(ds["gold_0"], dtype=float), np.asarray(ds["gold_1"], dtype=float)
+    if np.isnan(g0).any() or np.isnan(g1).any():
+        raise ValueError("label probabilities need gold rewards (the synthetic world); these pairs have none")
+    n0 = np.array([W.n_words(s) for s in ds["summary_0"]])
+    n1 = np.array([W.n_words(s) for s in ds["summary_1"]])
+    z = (g1 - g0) / cfg.label_temperature + cfg.label_length_bias * (n1 - n0)
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+
+
 def label_gold_disagreement(ds: Dataset) -> float:
     """Fraction of labels that disagree with the gold ranking, over pairs without a gold tie."""
     g0, g1, c = (np.asarray(ds[k]) for k in ("gold_0", "gold_1", "choice"))

@@ -46,6 +46,30 @@ def choice_accuracy(r_0: ArrayLike, r_1: ArrayLike, choice: ArrayLike) -> float:
     return float(correct.mean())
 
 
+def expected_correct(r_0: ArrayLike, r_1: ArrayLike, p_1: ArrayLike) -> np.ndarray:
+    """Per pair, the probability that a fresh label from the annotators agrees with the rewards'
+    ranking: `p_1` (the probability that summary_1 is preferred) where r_1 > r_0, 1 − `p_1` where
+    r_0 > r_1, and 1 on a tie (ties count as correct). Its mean has the expectation of the label
+    accuracy without the noise of one draw of labels."""
+    r_0, r_1, p = _np(r_0), _np(r_1), _np(p_1)
+    if not (r_0.shape == r_1.shape == p.shape) or r_0.ndim != 1:
+        raise ValueError(f"rewards and probabilities must be 1-D of one length; got {r_0.shape}, "
+                         f"{r_1.shape}, {p.shape}")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("label probabilities must lie in [0, 1]")
+    return np.where(r_1 > r_0, p, np.where(r_0 > r_1, 1.0 - p, 1.0))
+
+
+def label_ceiling(p_1: ArrayLike) -> float:
+    """The accuracy against sampled labels that no ranking without ties beats in expectation: the
+    annotators' own Bayes choice agrees with a fresh label with probability max(p, 1 − p) per
+    pair."""
+    p = _np(p_1)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("label probabilities must lie in [0, 1]")
+    return float(np.maximum(p, 1.0 - p).mean())
+
+
 def fit_bradley_terry(diff: torch.Tensor, l2: float, max_iter: int = 200) -> torch.Tensor:
     """Linear Bradley–Terry reward w on feature differences φ(y+) − φ(y−), shaped (pairs, d):
     argmin −mean log σ(diff·w) + l2·‖w‖², by L-BFGS in float64 (deterministic)."""

@@ -1,0 +1,91 @@
+"""The measurements behind WARM's premises: accuracy against the annotators rather than one draw
+of labels, how much the members' errors overlap, and the geometry of their weights."""
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from lib import data as D
+from lib import world as W
+from lib.analysis import error_overlap, margin_correlation, residual_correlation, weight_geometry
+from lib.config import WorldConfig
+from lib.evaluate import choice_correct, expected_correct, label_ceiling
+
+
+def test_expected_correct_is_the_probability_that_a_fresh_label_agrees():
+    r0, r1 = np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 0.0, 2.0, 5.0])
+    p1 = np.array([0.8, 0.7, 0.4, 0.1])
+    np.testing.assert_allclose(expected_correct(r0, r1, p1), [0.8, 0.3, 1.0, 0.1])
+    # its mean is the expectation of the label accuracy: checked by drawing many labels
+    rng = np.random.default_rng(0)
+    draws = np.mean([choice_correct(r0, r1, (rng.random(4) < p1).astype(int)) for _ in range(20_000)], 0)
+    np.testing.assert_allclose(draws, expected_correct(r0, r1, p1), atol=0.01)
+    with pytest.raises(ValueError, match="label probabilities must lie in"):
+        expected_correct(r0, r1, p1 + 1)
+    with pytest.raises(ValueError, match="1-D of one length"):
+        expected_correct(r0, r1[:2], p1)
+
+
+def test_the_label_ceiling_is_the_bayes_choice_against_fresh_labels():
+    p1 = np.array([0.8, 0.3, 0.6, 1.0])
+    assert label_ceiling(p1) == pytest.approx((0.8 + 0.7 + 0.6 + 1.0) / 4)
+    # the ceiling is what ranking by the annotators' own probabilities scores in expectation
+    assert label_ceiling(p1) == pytest.approx(expected_correct(np.zeros(4), p1 - 0.5, p1).mean())
+    # and no other ranking without ties does better (ties count as correct, as in WARM)
+    rng = np.random.default_rng(0)
+    assert all(expected_correct(*rng.normal(size=(2, 4)), p1).mean() <= label_ceiling(p1) + 1e-12
+               for _ in range(200))
+    with pytest.raises(ValueError, match="must lie in"):
+        label_ceiling(p1 - 1)
+
+
+def test_label_probabilities_are_the_annotator_model_of_the_world():
+    cfg = WorldConfig(label_temperature=0.5, label_length_bias=0.2)
+    post = W.make_post(np.random.default_rng(0), "work", "p")
+    s0, s1 = f"{post.key_person} {post.key_event} .", "honestly you know ."
+    ds = Dataset.from_dict({"gold_0": [W.gold_reward(post, s0)], "gold_1": [W.gold_reward(post, s1)],
+                            "summary_0": [s0], "summary_1": [s1]})
+    want = W.preference_probability(ds["gold_0"][0], ds["gold_1"][0], W.n_words(s0), W.n_words(s1),
+                                    W.LabelModel(0.5, 0.2))
+    np.testing.assert_allclose(D.label_probabilities(ds, cfg), [want])
+    with pytest.raises(ValueError, match="need gold rewards"):
+        D.label_probabilities(ds.map(lambda r: {"gold_0": float("nan")}), cfg)
+
+
+def test_error_overlap_tells_shared_from_independent_errors():
+    rng = np.random.default_rng(0)
+    independent = (rng.random((4, 20_000)) > 0.3).astype(float)
+    shared = np.repeat(independent[:1], 4, axis=0)
+    ind, sh = error_overlap(independent), error_overlap(shared)
+    assert abs(ind["error rate"] - 0.3) < 0.01 and abs(ind["all wrong"] - 0.3 ** 4) < 0.003
+    assert abs(ind["all wrong if independent"] - 0.3 ** 4) < 0.003
+    assert abs(ind["another wrong where one is"] - 0.3) < 0.02
+    assert sh["all wrong"] == pytest.approx(sh["error rate"]) and sh["another wrong where one is"] == 1.0
+    with pytest.raises(ValueError, match="≥ 2 models"):
+        error_overlap(independent[:1])
+
+
+def test_margin_and_residual_correlations():
+    rng = np.random.default_rng(1)
+    gold = rng.normal(size=(50, 8))
+    shared = rng.normal(size=(50, 8))
+    same = [gold + shared for _ in range(3)]  # every model makes the same error
+    own = [gold + rng.normal(size=(50, 8)) for _ in range(3)]  # each its own
+    assert residual_correlation(same, gold) == pytest.approx(1.0)
+    assert abs(residual_correlation(own, gold)) < 0.1
+    pairs = [np.stack([rng.normal(size=100), rng.normal(size=100)]) for _ in range(2)]
+    assert abs(margin_correlation(pairs)) < 0.3
+    assert margin_correlation([pairs[0], 2 * pairs[0] + 1]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="≥ 2 models"):
+        residual_correlation(same[:1], gold)
+
+
+def test_weight_geometry_measures_distance_from_init_and_task_vector_cosines():
+    init = {"w": torch.ones(4), "b": torch.zeros(2)}
+    a = {"w": torch.tensor([2.0, 1, 1, 1]), "b": torch.zeros(2)}  # δ = e0
+    b = {"w": torch.tensor([1.0, 3, 1, 1]), "b": torch.zeros(2)}  # δ = 2·e1
+    c = {"w": torch.tensor([1.5, 1, 1, 1]), "b": torch.zeros(2)}  # δ = e0 / 2
+    g = weight_geometry([a, b, c], [init, init, init])
+    np.testing.assert_allclose(g["distance"], [0.5, 1.0, 0.25])
+    np.testing.assert_allclose(g["cosine"], [[1, 0, 1], [0, 1, 0], [1, 0, 1]], atol=1e-12)
