@@ -1,7 +1,14 @@
-"""How well do single RMs read on a substrate? The probe behind the RM-substrate tables of docs/reward-models.md.
+"""How well do single RMs read on a substrate, and do WARM's premises hold on it? The probe behind
+the RM-substrate tables of docs/reward-models.md and the rows of docs/substrate.md.
 
     python -m benchmarks.substrate_probe [--profile default] [--set KEY=VALUE ...]
         [--members 0,3,5] [--pool 64x256] [--ood-temperatures 1.0,0.7] [--json PATH]
+    python -m benchmarks.substrate_probe --premises [--profile default] [--set KEY=VALUE ...]
+        [--jobs 2] [--json PATH]
+
+With `--premises` it measures WARM's premises and the single-RM regime on pool 0 (`premises`,
+below): its RMs and the random-init control are cached stages of the profile, so a later run of
+the notebooks reuses them. Without it:
 
 Under the overrides (e.g. `--set world.pretrain_tldr_fraction=1.0 --set pretrain.steps=900`) it
 builds, or reads from the profile's cache, the SFT policy and its on-policy pairs, then reports:
@@ -24,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +40,21 @@ import pandas as pd
 import torch
 
 import lib.data as D
+from lib import plans
 from lib import world as W
-from lib.analysis import term_weights
-from lib.config import SamplingConfig
-from lib.evaluate import best_of_n, within_prompt_pearson
+from lib.analysis import member_diagnostics, term_weights
+from lib.cache import torch_threads
+from lib.config import PREPARE_THREADS, RUN_THREADS, SamplingConfig
+from lib.evaluate import best_of_n, label_ceiling, within_prompt_pearson
+from lib.merge import weight_average
 from lib.pipeline import Pipeline
+from lib.profiles import get_profile
 from lib.proxy import BagOfWordsProxy
 from lib.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
 from lib.rm_pool import RewardModels
 from lib.runner import parse_set
 from lib.sampling import sample_summaries
+from lib.stats import bootstrap
 
 NS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -122,6 +136,112 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
     return out
 
 
+LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+PREMISE_FIELDS = ("profile", "overrides", "seconds", "pairs", "accuracy", "ceiling", "premises", "lmc",
+                  "diagnostics", "single RM")
+
+
+def _build_one(profile: str, overrides: dict, job: int) -> float:
+    """Build pool 0's clean member `job` (trained and scored), or with -1 its random-init control,
+    in this process; returns seconds."""
+    rms = RewardModels(Pipeline(profile, overrides))
+    started = time.perf_counter()
+    with torch_threads(RUN_THREADS):
+        if job < 0:
+            rms.artifact(plans.premise_controls(rms)[0])
+        else:
+            rms.build(rms.member(job, 0.0, 0))
+    return time.perf_counter() - started
+
+
+def _points(a, b, clusters) -> list[float]:
+    """a − b in accuracy points, with its 95% paired bootstrap interval over prompts."""
+    est = bootstrap(np.asarray(a, float) - np.asarray(b, float), clusters=clusters)
+    return [round(100 * est.value, 2), round(100 * est.ci[0], 2), round(100 * est.ci[1], 2)]
+
+
+def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int, int] = (64, 64)) -> dict:
+    """WARM's premises on pool 0 of `profile` under `overrides`, beside the single-RM regime: the
+    numbers the premise claims of notebook 02 and the substrate search read (docs/substrate.md)."""
+    started = time.perf_counter()
+    pl = Pipeline(profile, overrides)
+    if pl.profile.world.source != "synthetic" or pl.profile.pairs.source != "policy":
+        raise ValueError("the premise probe needs the synthetic world and on-policy pairs")
+    rms = RewardModels(pl)
+    members, control = rms.pool(0.0, 0), plans.premise_controls(rms)[0]
+    with torch_threads(PREPARE_THREADS):
+        comps = pl.comparisons  # world, tokenizer, pre-training, SFT, pairs
+        for cfg in [*members, control]:
+            rms.build_model(cfg)  # the probed heads
+    seconds = {"prepare": round(time.perf_counter() - started, 1)}
+    todo = [*range(len(members)), -1]
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
+        built = list(ex.map(_build_one, [profile] * len(todo), [overrides] * len(todo), todo))
+    seconds |= {("control" if j < 0 else f"RM {j}"): round(t, 1) for j, t in zip(todo, built)}
+
+    sets = rms.eval_sets(0.0, 0)
+    idv, ood = sets["ID val"], sets["OOD"]
+    states = [rms.state(cfg) for cfg in members]
+    models = {"probe, frozen SFT features": rms.initial_state(members[0]),
+              "probe, frozen random features": rms.initial_state(control),
+              "random-init RM (member 0's recipe)": rms.state(control),
+              **{f"RM {i}": st for i, st in enumerate(states)}, f"WA M={len(states)}": weight_average(states)}
+    correct: dict = {}
+    for es in (idv, ood):
+        scores = {name: rms.scores(st, es) for name, st in models.items()}
+        scores[f"ENS M={len(states)}"] = np.mean([scores[f"RM {i}"] for i in range(len(states))], axis=0)
+        correct[es.name] = {name: {k: rms.correct(sc, es, k) for k in ("label", "expected")}
+                            for name, sc in scores.items()}
+    accuracy = {split: {name: {k: round(float(v.mean()), 4) for k, v in c.items()} for name, c in by.items()}
+                for split, by in correct.items()}
+    best = int(np.argmax([correct["ID val"][f"RM {i}"]["label"].mean() for i in range(len(states))]))
+    m = len(states)
+    prem = {"best member on ID val": best}
+    for es in (idv, ood):
+        c = correct[es.name]
+        for k in ("label", "expected"):
+            for name, (a, b) in {"SFT init − random init (member 0)": ("RM 0", "random-init RM (member 0's recipe)"),
+                                 "probe SFT − probe random": ("probe, frozen SFT features",
+                                                              "probe, frozen random features"),
+                                 f"ENS M={m} − best member": (f"ENS M={m}", f"RM {best}"),
+                                 f"WA M={m} − ENS M={m}": (f"WA M={m}", f"ENS M={m}")}.items():
+                prem[f"{es.name}, {k}: {name}"] = _points(c[a][k], c[b][k], es.clusters)
+
+    curve = rms.interpolation(states[0], states[1], ood, LAMBDAS)  # the data-order pair, on OOD
+    interior, half = slice(1, -1), LAMBDAS.index(0.5)
+    lmc = {"λ": list(LAMBDAS), **{k: [round(float(v.mean()), 4) for v in curve[k]] for k in ("WA", "ENS", "diag")},
+           "WA − ENS at λ=0.5": _points(curve["WA"][half], curve["ENS"][half], ood.clusters),
+           "WA − diag, mean over interior λ": _points(curve["WA"][interior].mean(0),
+                                                      curve["diag"][interior].mean(0), ood.clusters)}
+
+    n_posts, k = pool_shape
+    pool = pl.sample_pool("sft", n_posts, k)
+    with torch_threads(RUN_THREADS):
+        diagnostics = member_diagnostics(rms, members, ood, pool)
+    posts = [p for p in pool["posts"]["post"] for _ in range(k)]
+    prompts = [p for p in D.prompts_of(pool["posts"]) for _ in range(k)]
+    samples = [s for row in pool["samples"] for s in row]
+    proxy = BagOfWordsProxy.fit_pairs(comps["train"])
+    bow = proxy.correct(comps["validation"])
+    single = {"BoW proxy": {"ID": round(float(bow.mean()), 4),
+                            "best-of-N": bon_curve(proxy.score(posts, samples).reshape(-1, k), pool["gold"])}}
+    for i, st in enumerate(states):
+        on_pool = rms.score_texts(st, prompts, samples).reshape(-1, k)
+        curve_n = bon_curve(on_pool, pool["gold"])
+        best_n = max((n for n in curve_n if n >= 4), key=lambda n: curve_n[n])
+        single[f"RM {i}"] = {"ρ(RM, gold)": round(float(np.nanmean(within_prompt_pearson(on_pool, pool["gold"]))), 3),
+                             "best-of-N gain": round(curve_n[best_n] - curve_n[1], 3), "at N": best_n,
+                             "RM − BoW proxy, ID (points)": _points(correct["ID val"][f"RM {i}"]["label"], bow,
+                                                                     idv.clusters)}
+    seconds["total"] = round(time.perf_counter() - started, 1)
+    return {"profile": profile, "overrides": overrides, "seconds": seconds,
+            "pairs": {"train": len(comps["train"]), "ID val": len(idv), "OOD": len(ood)},
+            "accuracy": accuracy,
+            "ceiling": {es.name: round(label_ceiling(es.p_label), 4) for es in (idv, ood)},
+            "premises": prem, "lmc": lmc,
+            "diagnostics": {name: round(float(v), 4) for name, v in diagnostics.items()}, "single RM": single}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
@@ -130,7 +250,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pool", default="64x64", help="best-of-N pool: posts x samples, e.g. 64x256")
     parser.add_argument("--ood-temperatures", default="", help="re-sample OOD pairs at these, e.g. 1.0,0.7")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--premises", action="store_true",
+                        help="WARM's premises and the single-RM regime on pool 0 (docs/substrate.md)")
+    parser.add_argument("--jobs", type=int, default=2, help="with --premises: processes that train the RMs")
     args = parser.parse_args(argv)
+    if args.premises:
+        try:
+            overrides = parse_set(args.set)
+            get_profile(args.profile, overrides)
+            if args.jobs < 1:
+                raise ValueError(f"--jobs must be ≥ 1, got {args.jobs}")
+        except ValueError as err:
+            parser.exit(2, f"substrate_probe: error: {err}\n")  # one line, as run_all.sh's
+        torch.manual_seed(0)
+        report = premises(args.profile, overrides, args.jobs)
+        text = json.dumps(report, ensure_ascii=False)
+        print(text)
+        if args.json is not None:
+            args.json.write_text(text + "\n")
+        return report
     try:
         members = [int(m) for m in args.members.split(",")]
         pool_shape = tuple(int(x) for x in args.pool.lower().split("x"))

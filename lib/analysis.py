@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import data as D
 from . import world as W
 from .evaluate import best_of_n, within_prompt_pearson
 from .merge import global_norm, task_vector, weight_average
@@ -229,3 +230,27 @@ def weight_geometry(states: Sequence[dict], inits: Sequence[dict]) -> dict[str, 
     flat = torch.stack([torch.cat([d[k].double().ravel() for k in keys]) for d in deltas])
     flat = flat / flat.norm(dim=1, keepdim=True)
     return {"distance": distance, "cosine": (flat @ flat.T).numpy()}
+
+
+def member_diagnostics(rms, members: Sequence, eval_set, sample_pool: dict) -> dict[str, float]:
+    """Why averaging a pool's members helps or not (notebook 02's diagnostic table): how much their
+    errors overlap on `eval_set` against the annotators' Bayes choice (the errors any model could
+    avoid), the correlation of their margins there and of their residuals on `sample_pool`
+    (`residual_correlation`), and how far their weights moved from their inits, and in which
+    directions (`weight_geometry`)."""
+    states = [rms.state(cfg) for cfg in members]
+    scores = [rms.scores(s, eval_set) for s in states]
+    overlap = error_overlap(np.stack([rms.correct(s, eval_set, "bayes") for s in scores]))
+    k = len(sample_pool["samples"][0])
+    prompts = [p for p in D.prompts_of(sample_pool["posts"]) for _ in range(k)]
+    flat = [s for row in sample_pool["samples"] for s in row]
+    on_pool = [rms.score_texts(s, prompts, flat).reshape(-1, k) for s in states]
+    geometry = weight_geometry(states, [rms.initial_state(cfg) for cfg in members])
+    cosine = geometry["cosine"][~np.eye(len(states), dtype=bool)]
+    return {"error rate vs Bayes": overlap["error rate"], "all wrong vs Bayes": overlap["all wrong"],
+            "all wrong if independent": overlap["all wrong if independent"],
+            "another wrong where one is": overlap["another wrong where one is"],
+            "margin correlation": margin_correlation(scores),
+            "residual correlation (SFT samples)": residual_correlation(on_pool, sample_pool["gold"]),
+            "distance from init": float(geometry["distance"].mean()),
+            "task-vector cosine": float(cosine.mean())}

@@ -159,6 +159,9 @@ class PairsConfig:
             raise ValueError("pairs temperatures must be > 0")
 
 
+RANKING_SPLITS = ("validation", "test_ood")  # the pair sets `RMPoolConfig.rank_on` may name
+
+
 @dataclass(frozen=True)
 class RMPoolConfig:
     """The pool of reward models (WARM §4): M runs from one SFT init and one shared head."""
@@ -172,6 +175,11 @@ class RMPoolConfig:
     dropouts: tuple[float, ...] = (0.0, 0.1)
     baklava: tuple[int | None, ...] = (None, 90, 60)  # SFT checkpoint steps (None: final SFT)
     mode: str = "full"  # full | lora | qlora
+    # The pair set the members are ranked on, φ1 the most accurate: ID validation, so that the claims
+    # scored on OOD pairs do not hand φ1 its selection luck; "test_ood" ranks on OOD, as WARM does.
+    rank_on: str = "validation"
+    lora_r: int = 8  # the LoRA rank and scale of the members, where `mode` is lora or qlora
+    lora_alpha: int = 16
     probe_pairs: int = 100_000  # training pairs the shared linear-probed head is fitted on (at most)
     # ID-validation posts scored along training (the no-collapse check), sized for 4,000 pairs, the
     # size of every accuracy comparison: 550 hold 4,055 (the SFT policy repeats itself, so some of a
@@ -213,6 +221,10 @@ class RMPoolConfig:
     def __post_init__(self):
         if self.mode not in ("full", "lora", "qlora"):
             raise ValueError(f"unknown rm.mode {self.mode!r}; valid: full, lora, qlora")
+        if self.rank_on not in RANKING_SPLITS:
+            raise ValueError(f"unknown rm.rank_on {self.rank_on!r}; valid: {', '.join(RANKING_SPLITS)}")
+        if self.lora_r < 1 or self.lora_alpha <= 0:
+            raise ValueError(f"rm.lora_r must be ≥ 1 and rm.lora_alpha > 0, got {self.lora_r} and {self.lora_alpha}")
         if self.corrupt_posts is not None and self.corrupt_posts < 1:
             raise ValueError(f"rm.corrupt_posts must be ≥ 1 or None, got {self.corrupt_posts}")
         if self.corrupt_epochs is not None and not self.corrupt_epochs > 0:

@@ -50,14 +50,16 @@ from .warp import merge_iteration
 
 def rm_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
     """Every RM: the clean and the corrupt pool and their seeded repeats (WARM §4), each trained and
-    scored on the pair sets the notebooks read, and the two random-init controls of notebook 01,
-    as (name, build) pairs."""
+    scored on the pair sets the notebooks read, the two random-init controls of notebook 01 and
+    the random-init controls of notebook 02's pre-training premise, as (name, build) pairs."""
     rms = RewardModels(pl)
     jobs = [(f"RM {cfg.seed} (pool {p}, corruption {c})", lambda cfg=cfg: rms.build(cfg))
             for p in range(pl.profile.rm.n_seeds) for c in (0.0, pl.profile.rm.corruption)
             for cfg in rms.pool(c, p)]
     jobs += [(f"RM control {i}", lambda cfg=cfg: rms.artifact(cfg))
              for i, cfg in enumerate(plans.random_init_controls(rms))]
+    jobs += [(f"RM premise control (pool {p})", lambda cfg=cfg: rms.artifact(cfg))
+             for p, cfg in enumerate(plans.premise_controls(rms))]
     return jobs
 
 

@@ -37,6 +37,13 @@ PAPER_RESULTS: dict[str, str] = {
     "rm-no-collapse-clean":
         "setup check: the same, for the RMs trained on clean labels, which do not memorize swapped "
         "labels (WARM Fig. 4a's cost of memorization is a fall of its own)",
+    # WARM's premises (notebook 02).
+    "premise-pretraining-matters":
+        "§3 premise: fine-tunes of one shared pre-trained init stay linearly connected; its "
+        "limitations: WA needs shared pre-training (PaLM-XXS pre-trained, then SFT)",
+    "premise-ens-beats-members":
+        "§4 premise: members trained with diverse hyper-parameters make partly different errors, so "
+        "averaging reduces variance (WA ≈ ENS to first order)",
     "rm-memorizes-corrupt":
         "Fig. 4a: individual RMs (and ENS) fit the swapped training labels (memorization), which WA "
         "then forgets",

@@ -34,6 +34,14 @@ def random_init_controls(rms) -> list[RMConfig]:
             for i in range(2)]
 
 
+def premise_controls(rms) -> list[RMConfig]:
+    """Notebook 02's `premise-pretraining-matters` controls: member 0 of each seeded clean pool
+    fine-tuned from a random init instead of the SFT model (its head probed on its own random
+    featurizer), its recipe otherwise unchanged: the same pairs, seed (data order), steps and
+    learning rate."""
+    return [replace(rms.member(0, 0.0, p), random_init=True) for p in range(rms.pl.profile.rm.n_seeds)]
+
+
 def lmc_pairs(rms, pool: int = 0) -> dict[str, tuple[dict, dict]]:
     """Notebook 01's pairs of increasing diversity (WARM Fig. 3), as weights: two checkpoints of
     one run, then members 0 and 1 (data order), 0 and 2 (also the learning rate), 0 and 3 (also

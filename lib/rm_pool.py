@@ -24,7 +24,7 @@ from transformers import AutoModelForSequenceClassification, LlamaForSequenceCla
 from . import data as D
 from .cache import Artifact, state_fingerprint, torch_threads
 from .config import PREPARE_THREADS, RUN_THREADS
-from .evaluate import choice_correct
+from .evaluate import choice_correct, expected_correct
 from .lora import merged_state_dict
 from .merge import weight_average
 from .models import from_pretrained, lora_targets, tiny_llama
@@ -44,19 +44,23 @@ from .rm import (
 # schedule, a held-out curve.
 RM_VERSION = 6
 SEED_STRIDE = 100  # member i of seeded pool p trains with seed 100·p + i
+RANKED_SETS = {"validation": "ID val", "test_ood": "OOD"}  # `rm.rank_on` → the eval set it ranks on
+AGAINST = ("label", "expected", "bayes")  # what `RewardModels.correct` scores a ranking against
 
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Pairs to evaluate on: `rows` of the scored `PairSet` called `pairset`, their labels, and the
+    """Pairs to evaluate on: `rows` of the scored `PairSet` called `pairset`, their labels, the
     prompt of each pair (`clusters`, the unit a bootstrap resamples: pairs of one prompt share
-    their summaries)."""
+    their summaries) and, for the held-out pairs of the synthetic world, the probability that its
+    annotators prefer summary_1 (`p_label`, what each label is one draw of; else None)."""
 
     name: str
     pairset: str
     rows: np.ndarray
     labels: np.ndarray
     clusters: np.ndarray
+    p_label: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -76,6 +80,7 @@ class RewardModels:
         self.cfg = pipeline.profile.rm
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
         self._pairsets: dict[str, PairSet] = {}
+        self._p_label: dict[str, np.ndarray] = {}
         self._scores: dict = {}
         self._members: dict[str, RMConfig] = {}  # fingerprint of a member's final weights -> its config
         self._template: PreTrainedModel | None = None
@@ -149,8 +154,17 @@ class RewardModels:
                 for name, rows in out.items()}
         for name, split in (("ID val", "validation"), ("OOD", "test_ood")):
             ps = self.pairset(split)
-            sets[name] = EvalSet(name, split, np.arange(ps.n), ps.choice, ps.group)
+            sets[name] = EvalSet(name, split, np.arange(ps.n), ps.choice, ps.group, self.label_probabilities(split))
         return sets
+
+    def label_probabilities(self, split: str) -> np.ndarray | None:
+        """Per pair of a held-out split, the probability that the annotators prefer summary_1
+        (`lib.data.label_probabilities`); None for real data, which has no annotator model."""
+        if self.pl.profile.world.source != "synthetic":
+            return None
+        if split not in self._p_label:
+            self._p_label[split] = D.label_probabilities(self.pl.comparisons[split], self.pl.profile.world)
+        return self._p_label[split]
 
     # ---- the pools ------------------------------------------------------------------------------
     def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
@@ -176,15 +190,16 @@ class RewardModels:
         return RMConfig(seed=SEED_STRIDE * pool + i, lr=lr, dropout=dropout, init_checkpoint=init,
                         mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
                         corruption=corruption, train_block=self.block(corruption, pool),
-                        checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu)
+                        checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu, lora_r=c.lora_r, lora_alpha=c.lora_alpha)
 
     def pool(self, corruption: float = 0.0, pool: int = 0) -> list[RMConfig]:
         return [self.member(i, corruption, pool) for i in range(self.cfg.n_rms)]
 
     def ranking(self, corruption: float = 0.0, pool: int = 0) -> list[int]:
-        """Members of a pool ranked by OOD accuracy, best first: φ1, φ2, … (WARM §5)."""
-        ood = self.eval_sets(corruption)["OOD"]
-        acc = [self.correct(self.scores(self.state(cfg), ood), ood).mean()
+        """Members of a pool ranked by their accuracy on `rm.rank_on` (ID validation by default;
+        WARM ranks on OOD), best first: φ1, φ2, … (WARM §5)."""
+        es = self.eval_sets(corruption, pool)[RANKED_SETS[self.cfg.rank_on]]
+        acc = [self.correct(self.scores(self.state(cfg), es), es).mean()
                for cfg in self.pool(corruption, pool)]
         return [int(i) for i in np.argsort(-np.asarray(acc), kind="stable")]
 
@@ -372,10 +387,23 @@ class RewardModels:
         return self._scores[key][pairs.seq[eval_set.rows]].T.copy()
 
     @staticmethod
-    def correct(scores: np.ndarray, labels: EvalSet | np.ndarray) -> np.ndarray:
-        """Per pair: 1 if rewards (2, n) rank the labelled summary first (ties count, as WARM)."""
-        labels = labels.labels if isinstance(labels, EvalSet) else labels
-        return choice_correct(scores[0], scores[1], labels)
+    def correct(scores: np.ndarray, labels: EvalSet | np.ndarray, against: str = "label") -> np.ndarray:
+        """Per pair: 1 if rewards (2, n) rank the labelled summary first (ties count, as WARM).
+        `against` an EvalSet with annotator probabilities may instead be "expected" (the
+        probability that a fresh label agrees: `lib.evaluate.expected_correct`) or "bayes" (the
+        annotators' most likely choice, the errors no model could avoid removed)."""
+        if against not in AGAINST:
+            raise ValueError(f"unknown accuracy target {against!r}; valid: {', '.join(AGAINST)}")
+        if against == "label":
+            labels = labels.labels if isinstance(labels, EvalSet) else labels
+            return choice_correct(scores[0], scores[1], labels)
+        p = labels.p_label if isinstance(labels, EvalSet) else None
+        if p is None:
+            raise ValueError(f"accuracy against {against!r} needs the annotators' probabilities: an EvalSet of "
+                             "the synthetic world's held-out pairs")
+        if against == "expected":
+            return expected_correct(scores[0], scores[1], p[labels.rows])
+        return choice_correct(scores[0], scores[1], (p[labels.rows] > 0.5).astype(int))
 
     def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
                       eval_set: EvalSet, lambdas: Sequence[float]) -> dict[str, np.ndarray]:

@@ -44,7 +44,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib.analysis import across_pools, column_intervals, disjoint_pairs, term_weights, wa_minus_ens, warm_by_m
+from lib import plans
+from lib.analysis import (
+    across_pools,
+    column_intervals,
+    disjoint_pairs,
+    member_diagnostics,
+    term_weights,
+    wa_minus_ens,
+    warm_by_m,
+)
+from lib.evaluate import label_ceiling
 from lib.merge import weight_average
 from lib.notebook import Chapter
 from lib.plots import line_with_band
@@ -53,6 +63,10 @@ from lib.rm import PairSet, score_pairs
 from lib.rm_pool import RewardModels
 from lib.stats import bootstrap, column_bounds, extreme_bootstrap, nested_bootstrap
 
+# %% [markdown]
+# The chapter's pipeline and reward models, and the pairs of each pool's subsets:
+
+# %%
 ch = Chapter("02", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
@@ -277,7 +291,8 @@ ch.claim(id="warm-gain-grows-to-ood", paper="WARM", figure="Fig. 5 (02_wa_minus_
 # %% [markdown]
 # ## OOD accuracy vs M for three selection orders (Fig. 10)
 #
-# RMs are ranked by their OOD accuracy (φ1 the best), as in the paper; WARM M is the uniform WA of
+# RMs are ranked on `rm.rank_on`'s pairs (φ1 the best): ID validation, so that an OOD claim does
+# not hand φ1 the luck of its selection (the paper ranks on OOD). WARM M is the uniform WA of
 # the first M in each order. Bands: the best-first order across all pools; the other orders are
 # pool 0's.
 
@@ -359,6 +374,90 @@ if P.world.source == "synthetic":  # real TL;DR posts have no gold terms
                **{f"clean RM {i} (pool 0)": rms.scores(rms.state(cfg), idv)
                   for i, cfg in enumerate(rms.pool(0.0, 0))}}
     display(term_weights(rewards, val).round(3))
+
+# %% [markdown]
+# ## WARM's premises: does pre-training matter, and do the members err differently?
+#
+# WARM averages fine-tunes of one *useful* pre-trained init, which stay linearly connected (§3),
+# and it gains where the members make partly different errors, so that averaging removes
+# variance (§4). Two claims test those premises on this substrate, before any WARM claim is read.
+# First, pre-training: member 0's recipe (its pairs, seed, steps and learning rate) fine-tuned
+# from a random init instead of the SFT model, its head probed on its own random featurizer
+# (`lib.plans.premise_controls`), one per seeded clean pool. WARM's premise asks for a gain of at
+# least 3 points on ID validation.
+
+# %%
+ood_c = rms.eval_sets(0.0)["OOD"]
+controls = plans.premise_controls(rms)
+pretrained = {es.name: np.stack([np.stack([rms.correct(rms.scores(rms.state(cfg), es), es) for cfg in
+                                           (rms.member(0, 0.0, p), controls[p])], -1) for p in seeds])
+              for es in (idv, ood_c)}  # (pools, pairs, 2): SFT init, random init
+gain = {name: nested_bootstrap(c, lambda m: m[..., 0] - m[..., 1], (idv if name == "ID val" else ood_c).clusters)
+        for name, c in pretrained.items()}
+ch.claim(id="premise-pretraining-matters", paper="WARM", figure="§3 premise (-)",
+         claim="pre-training matters: an RM fine-tuned from the shared SFT init is at least 3 points more "
+               "accurate on ID validation than the same recipe from a random init",
+         metric=f"ID-validation accuracy, member 0's recipe from the SFT init − from a random init "
+                f"(OOD: {gain['OOD']:+.3f})", estimate=gain["ID val"], threshold=0.03, direction=">")
+
+# %% [markdown]
+# Second, variance to remove: the prediction ensemble of a clean pool's members against the member
+# most accurate on ID validation, scored on OOD (ranking and scoring on other pairs, so that the
+# best member's selection luck is not handed to it).
+
+# %%
+clean_states = {p: [rms.state(cfg) for cfg in rms.pool(0.0, p)] for p in seeds}
+clean_scores = {p: [rms.scores(s, es) for s in clean_states[p]] for p in seeds for es in (ood_c,)}
+best_on_id = {p: int(np.argmax([rms.correct(rms.scores(s, idv), idv).mean() for s in clean_states[p]]))
+              for p in seeds}
+ens_vs_best = np.stack([np.stack([rms.correct(np.mean(clean_scores[p], 0), ood_c),
+                                  rms.correct(clean_scores[p][best_on_id[p]], ood_c)], -1) for p in seeds])
+ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
+         claim=f"the members make partly different errors: ENS M={P.rm.n_rms} of a clean pool is more accurate OOD "
+               "than its member best on ID validation",
+         metric=f"OOD accuracy, ENS M={P.rm.n_rms} − the member best on ID validation (members {best_on_id})",
+         estimate=nested_bootstrap(ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters),
+         threshold=0.0, direction=">")
+
+# %% [markdown]
+# A label is one draw of a noisy annotator, so accuracy against labels mixes what an RM gets wrong
+# with what no model could get right. Beside each premise number, the same difference against the
+# annotators' *expected* preference (`lib.evaluate.expected_correct`: the probability that a
+# fresh label agrees), and the ceiling that the annotators' own Bayes choice reaches against the
+# sampled labels (`lib.evaluate.label_ceiling`). The claims stay on the labels.
+
+# %%
+if ood_c.p_label is not None:  # the synthetic world's annotators; real data have none
+    def expected(states_, es):
+        return np.stack([rms.correct(rms.scores(s, es), es, "expected") for s in states_], -1)
+    beside = {"SFT init − random init (ID val)": np.stack([expected([rms.state(rms.member(0, 0.0, p)),
+                                                                     rms.state(controls[p])], idv) for p in seeds]),
+              f"ENS M={P.rm.n_rms} − best member (OOD)": np.stack([np.stack(
+                  [rms.correct(np.mean(clean_scores[p], 0), ood_c, "expected"),
+                   rms.correct(clean_scores[p][best_on_id[p]], ood_c, "expected")], -1) for p in seeds])}
+    display(pd.DataFrame({"against labels": [format(gain["ID val"], ".3f"), format(nested_bootstrap(
+        ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters), ".3f")],
+        "against the expected preference": [format(nested_bootstrap(v, lambda m: m[..., 0] - m[..., 1],
+                                                                    ood_c.clusters if "OOD" in k else idv.clusters), ".3f")
+                                            for k, v in beside.items()]}, index=list(beside)))
+    print({name: round(label_ceiling(es.p_label), 3) for name, es in (("ceiling, ID val", idv), ("ceiling, OOD", ood_c))})
+
+# %% [markdown]
+# Why averaging helps or not, with no threshold: how much the clean members of pool 0 share their
+# errors (on OOD, against the annotators' Bayes choice, the errors a model could avoid), the
+# correlation of their residuals z(RM) − z(gold) on a pool of SFT samples, how far their weights
+# moved from their inits and in which directions, and whether the frozen featurizer carries the
+# task (a linear probe on frozen SFT features against one on frozen random features).
+
+# %%
+if ood_c.p_label is not None:
+    diag = member_diagnostics(rms, rms.pool(0.0, 0), ood_c, pl.sample_pool("sft", 64, 16))
+    probes = {name: rms.correct(rms.scores(rms.initial_state(cfg), es), es).mean() for es in (idv, ood_c)
+              for name, cfg in ((f"probe on frozen SFT features, {es.name}", rms.member(0)),
+                                (f"probe on frozen random features, {es.name}", controls[0]))}
+    fine_tuned = {f"fine-tuned members (mean), {es.name}": np.mean([rms.correct(rms.scores(s, es), es).mean()
+                                                                     for s in clean_states[0]]) for es in (idv, ood_c)}
+    display(pd.Series({**diag, **probes, **fine_tuned}, name="pool 0").round(4).to_frame())
 
 # %% [markdown]
 # ## Inference cost: WA vs ENS

@@ -72,7 +72,8 @@ print(f"{n_prompts} prompts × K = {K} samples; N ∈ {Ns}; generated at "
 # %% [markdown]
 # ## Scoring the pool with every RM
 #
-# In each pool, φ1, φ2 (the two best RMs by OOD accuracy), WARM M=2 (φ1, φ2) and WARM M=M (the
+# In each pool, φ1, φ2 (the two best RMs on `rm.rank_on`'s pairs: ID validation, not the OOD pairs
+# claims are scored on; the paper ranks on OOD), WARM M=2 (φ1, φ2) and WARM M=M (the
 # whole pool) each score the pool once (cached per RM); ENS M=2 is the mean of the rewards of φ1
 # and φ2. The same for the pools trained on corrupted labels.
 
@@ -195,7 +196,7 @@ ch.claim(id="warm-bon-beats-ens-equal-n", paper="WARM", figure="Fig. 6 (03_bon_g
 # 0.1 gold below them at every N, and below ENS M=2 on average over N (`warm-bon-beats-ens-equal-n`
 # fails). The correlation table above says why: the weight average of the six reads the pool
 # about as well as its average member (ρ 0.48, members 0.45–0.56), not as well as its best one,
-# and φ1 (ranked first by OOD accuracy) happens to be pool 0's best reader. With corrupt labels
+# and φ1 (ranked first on OOD accuracy in that run) happens to be pool 0's best reader. With corrupt labels
 # every curve turns over earlier (N = 16) and WARM M=6 again lies below φ1 and ENS M=2, within the
 # intervals. At this scale, members of one pool differ in how well they read the samples more
 # than averaging gains over them.

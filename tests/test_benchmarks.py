@@ -47,3 +47,16 @@ def test_the_substrate_probe_reports_each_member_against_the_proxy(tmp_env):
 def test_the_substrate_probe_refuses_a_member_the_pool_does_not_have(tmp_env):
     with pytest.raises(ValueError, match=r"members \[0, 9\]: pool 0 has members 0–3 \(rm.n_rms = 4\)"):
         substrate_probe.main([*TINY, "--members", "0,9"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "rm.rank_on=train"], "unknown rm.rank_on 'train'; valid: validation, test_ood"),
+    (["--set", "pairs.n_train_posts=1000000"], "asks for more posts than the world has"),
+    (["--set", "rm.lora_r=0"], "rm.lora_r must be ≥ 1"),
+    (["--jobs", "0"], "--jobs must be ≥ 1"),
+])
+def test_bad_premise_probe_input_is_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        substrate_probe.main(["--premises", *argv])
+    err_text = capsys.readouterr().err
+    assert err.value.code == 2 and message in err_text and len(err_text.strip().splitlines()) == 1

@@ -28,7 +28,8 @@ def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monke
         assert fanout.main(["rms", "--profile", "smoke", "--shard", f"{i}/2"]) == 0
         built.append({p.name for p in root.glob("rm-[0-9a-f]*")} - before)
     assert built[0] and built[1] and not built[0] & built[1]
-    assert len(built[0] | built[1]) == 2 * FAST["rm.n_rms"] + 2  # + notebook 01's two random-init controls
+    # + notebook 01's two random-init controls and notebook 02's pre-training control of each pool
+    assert len(built[0] | built[1]) == 2 * FAST["rm.n_rms"] + 2 + FAST["rm.n_seeds"]
 
     cache = ArtifactCache(root)
     rms = RewardModels(Pipeline("smoke", FAST, cache=cache))

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from lib import runner
+from lib.profiles import get_profile
 from lib.results import CLAIM_KEYS
 
 NOTEBOOKS = sorted(runner.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -75,6 +76,7 @@ def test_all_notebooks_execute_on_smoke(smoke_run):
     claims = json.loads((results / "claims.json").read_text())
     assert claims and all(c["profile"] == "smoke" for c in claims)
     assert {c["notebook"] for c in claims} == {p.name[:2] for p in NOTEBOOKS}
+    assert {"premise-pretraining-matters", "premise-ens-beats-members"} <= {c["id"] for c in claims}
     assert all(tuple(c) == CLAIM_KEYS and c["holds"] == (c["verdict"] == "holds") for c in claims)
     figures = list((results / "figures").glob("*.png"))
     assert figures and all((f.with_suffix(".pdf")).exists() for f in figures)
@@ -164,6 +166,35 @@ def test_a_repaired_artifact_and_a_resume_are_said_in_the_terminal(smoke_run, tm
     assert f"[cache] rebuilding {rm.name}: corrupted, checksum mismatch in {victim.relative_to(rm)}" in out
     assert "[run] resuming: " in out and " stages cached" in out
     assert re.search(r"\[fanout\] wave rms: \d+ runs in 2 job\(s\), 1 stage built\n", out)  # the damaged RM
+
+
+@pytest.mark.slow
+def test_the_premise_probe_writes_every_field_on_smoke(smoke_run, tmp_path, monkeypatch):
+    """`python -m benchmarks.substrate_probe --premises` on the smoke run's cache: one JSON row with
+    every field, the premise numbers each with its interval, and the stage times."""
+    import shutil
+
+    from benchmarks import substrate_probe
+
+    _, root = smoke_run
+    shutil.copytree(root / "cache", tmp_path / "cache")
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "row.json"
+    substrate_probe.main(["--premises", "--profile", "smoke", "--jobs", "1", "--json", str(out)])
+    (line,) = out.read_text().splitlines()
+    row = json.loads(line)
+    assert tuple(row) == substrate_probe.PREMISE_FIELDS and row["profile"] == "smoke"
+    m = get_profile("smoke").rm.n_rms
+    for split in ("ID val", "OOD"):
+        for k in ("label", "expected"):
+            for name in ("SFT init − random init (member 0)", "probe SFT − probe random",
+                         f"ENS M={m} − best member", f"WA M={m} − ENS M={m}"):
+                low_value_high = row["premises"][f"{split}, {k}: {name}"]
+                assert len(low_value_high) == 3 and low_value_high[1] <= low_value_high[0] <= low_value_high[2]
+    assert set(row["lmc"]) >= {"λ", "WA", "ENS", "diag", "WA − ENS at λ=0.5", "WA − diag, mean over interior λ"}
+    assert {f"RM {i}" for i in range(m)} <= set(row["single RM"]) and "BoW proxy" in row["single RM"]
+    assert {"prepare", "control", "total", *(f"RM {i}" for i in range(m))} <= set(row["seconds"])
+    assert 0.5 <= row["ceiling"]["OOD"] <= 1 and "residual correlation (SFT samples)" in row["diagnostics"]
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_env, monkeypatch, capsys):

@@ -89,3 +89,71 @@ def test_weight_geometry_measures_distance_from_init_and_task_vector_cosines():
     g = weight_geometry([a, b, c], [init, init, init])
     np.testing.assert_allclose(g["distance"], [0.5, 1.0, 0.25])
     np.testing.assert_allclose(g["cosine"], [[1, 0, 1], [0, 1, 0], [1, 0, 1]], atol=1e-12)
+
+
+def test_the_pretraining_control_differs_from_member_0_in_its_init_alone():
+    from dataclasses import asdict, replace
+    from types import SimpleNamespace
+
+    from lib import plans
+    from lib.profiles import get_profile
+    from lib.rm import RMConfig
+
+    profile = get_profile("default")
+
+    class Pools:
+        pl = SimpleNamespace(profile=profile)
+
+        def member(self, i, corruption=0.0, pool=0):
+            return RMConfig(seed=100 * pool + i, lr=2e-4 * (1 + i % 2), steps=275 + pool, checkpoint_steps=(137,),
+                            corruption=corruption)
+
+    controls = plans.premise_controls(Pools())
+    assert len(controls) == profile.rm.n_seeds
+    for p, control in enumerate(controls):
+        member = Pools().member(0, 0.0, p)
+        diff = {k for k, v in asdict(control).items() if asdict(member)[k] != v}
+        assert diff == {"random_init"} and control.random_init and control == replace(member, random_init=True)
+
+
+def test_accuracy_against_the_annotators_reads_the_pairs_of_the_eval_set():
+    from lib.rm_pool import EvalSet, RewardModels
+
+    p_label = np.array([0.9, 0.2, 0.6, 0.4, 0.7])  # the probabilities of the whole split
+    es = EvalSet("OOD", "test_ood", rows=np.array([1, 2, 4]), labels=np.array([0, 0, 1]), clusters=np.zeros(3),
+                 p_label=p_label)
+    scores = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # prefers summary_1, summary_0, summary_1
+    np.testing.assert_allclose(RewardModels.correct(scores, es), [0, 1, 1])
+    np.testing.assert_allclose(RewardModels.correct(scores, es, "expected"), [0.2, 0.4, 0.7])
+    np.testing.assert_allclose(RewardModels.correct(scores, es, "bayes"), [0, 0, 1])
+    with pytest.raises(ValueError, match="unknown accuracy target 'gold'"):
+        RewardModels.correct(scores, es, "gold")
+    with pytest.raises(ValueError, match="needs the annotators' probabilities"):
+        RewardModels.correct(scores, EvalSet("x", "x", np.arange(3), np.zeros(3), np.zeros(3)), "expected")
+
+
+@pytest.mark.parametrize("rank_on, scored", [("validation", "ID val"), ("test_ood", "OOD")])
+def test_members_are_ranked_on_one_split_alone(rank_on, scored):
+    """φ1 is chosen on `rm.rank_on`'s pairs and nothing else: the claims scored on the other split
+    do not hand it its selection luck."""
+    from lib.config import RMPoolConfig
+    from lib.rm_pool import EvalSet, RewardModels
+
+    accuracy = {"ID val": [0.6, 0.8, 0.7], "OOD": [0.9, 0.5, 0.6]}
+    rms, seen = object.__new__(RewardModels), []
+    rms.cfg = RMPoolConfig(n_rms=3, rank_on=rank_on)
+    sets = {name: EvalSet(name, name, np.arange(10), np.ones(10, int), np.arange(10)) for name in accuracy}
+    rms.eval_sets = lambda corruption=0.0, pool=0: sets
+    rms.pool = lambda corruption=0.0, pool=0: [0, 1, 2]
+    rms.state = lambda i: i
+
+    def scores(i, es):
+        seen.append(es.name)
+        right = round(10 * accuracy[es.name][i])  # the first `right` pairs ranked as labelled
+        return np.stack([np.zeros(10), np.r_[np.ones(right), -np.ones(10 - right)]])
+
+    rms.scores = scores
+    assert rms.ranking() == list(np.argsort(-np.asarray(accuracy[scored]), kind="stable"))
+    assert set(seen) == {scored}
+    with pytest.raises(ValueError, match="unknown rm.rank_on 'train'"):
+        RMPoolConfig(rank_on="train")
