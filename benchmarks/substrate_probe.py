@@ -44,7 +44,7 @@ from lib import plans
 from lib import world as W
 from lib.analysis import member_diagnostics, term_weights
 from lib.cache import torch_threads
-from lib.config import PREPARE_THREADS, RUN_THREADS, SamplingConfig
+from lib.config import PREPARE_THREADS, ROOT, RUN_THREADS, SamplingConfig
 from lib.evaluate import best_of_n, label_ceiling, within_prompt_pearson
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
@@ -242,6 +242,59 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
             "diagnostics": {name: round(float(v), 4) for name, v in diagnostics.items()}, "single RM": single}
 
 
+ROWS = ROOT / "docs" / "substrate-rows.jsonl"  # every recorded probe row, in order
+TABLE = ("<!-- rows:start -->", "<!-- rows:end -->")  # the generated table of docs/substrate.md
+
+
+def _mark(points: list[float], ok: bool) -> str:
+    return f"{points[0]:+.2f} [{points[1]:+.2f}, {points[2]:+.2f}] {'✓' if ok else '✗'}"
+
+
+def criteria(row: dict) -> dict[str, str]:
+    """The substrate search's pass/fail numbers of one probe row, each ✓ or ✗ on its point estimate
+    (points, 95% interval): WARM's premises, the single-RM regime, the featurizer guide, the cost."""
+    prem, lmc, single = row["premises"], row["lmc"], row["single RM"]
+    m = sum(name.startswith("RM ") for name in single)
+    rms_ = [v for name, v in single.items() if name.startswith("RM ")]
+    pre = prem["ID val, label: SFT init − random init (member 0)"]
+    half, interior = lmc["WA − ENS at λ=0.5"], lmc["WA − diag, mean over interior λ"]
+    wa_ens, ens_best = prem[f"OOD, label: WA M={m} − ENS M={m}"], prem[f"OOD, label: ENS M={m} − best member"]
+    rho, gain = min(r["ρ(RM, gold)"] for r in rms_), max(r["best-of-N gain"] for r in rms_)
+    worst = min((r["RM − BoW proxy, ID (points)"] for r in rms_), key=lambda v: v[0])
+    guide = prem["ID val, label: probe SFT − probe random"]
+    return {"pre-training, ID (≥ 3)": _mark(pre, pre[0] >= 3),
+            "WA − ENS at λ=0.5, OOD (±0.5)": _mark(half, abs(half[0]) <= 0.5),
+            "WA − diagonal, interior λ (≥ 0)": _mark(interior, interior[0] >= 0),
+            f"WA M={m} − ENS M={m}, OOD (≥ −1)": _mark(wa_ens, wa_ens[0] >= -1),
+            f"ENS M={m} − best member, OOD (> 0)": _mark(ens_best, ens_best[0] > 0),
+            "min ρ(RM, gold) (≥ 0.3)": f"{rho:.2f} {'✓' if rho >= 0.3 else '✗'}",
+            "best-of-N gain (≥ 0.5)": f"{gain:+.2f} {'✓' if gain >= 0.5 else '✗'}",
+            "worst RM − proxy, ID (≥ −2)": _mark(worst, worst[0] >= -2),
+            "guide: probe SFT − random, ID (≥ 3)": _mark(guide, guide[0] >= 3),
+            "probe seconds": f"{row['seconds']['total']:.0f}"}
+
+
+def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None) -> None:
+    """Append a probe row, named `label` and stamped with the commit it ran on, to `rows`, and
+    rewrite the table of `doc` (docs/substrate.md) from every recorded row."""
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    with open(rows, "a") as f:
+        f.write(json.dumps({"label": label, "commit": commit, **row}, ensure_ascii=False) + "\n")
+    doc = doc or rows.with_name("substrate.md")
+    recorded = [json.loads(line) for line in rows.read_text().splitlines() if line.strip()]
+    table = [{"candidate": r["label"], "profile and overrides": ", ".join(
+        [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]), **criteria(r),
+        "commit": r["commit"]} for r in recorded]
+    lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(str(v) for v in t.values()) + " |" for t in table]
+    text = doc.read_text()
+    head, rest = text.split(TABLE[0], 1)
+    doc.write_text(head + TABLE[0] + "\n" + "\n".join(lines) + "\n" + TABLE[1] + rest.split(TABLE[1], 1)[1])
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
@@ -253,6 +306,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--premises", action="store_true",
                         help="WARM's premises and the single-RM regime on pool 0 (docs/substrate.md)")
     parser.add_argument("--jobs", type=int, default=2, help="with --premises: processes that train the RMs")
+    parser.add_argument("--record", metavar="LABEL", help="with --premises: add the row, named LABEL, to "
+                        "docs/substrate-rows.jsonl and the table of docs/substrate.md")
     args = parser.parse_args(argv)
     if args.premises:
         try:
@@ -268,6 +323,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(text)
         if args.json is not None:
             args.json.write_text(text + "\n")
+        if args.record:
+            record(report, args.record)
         return report
     try:
         members = [int(m) for m in args.members.split(",")]

@@ -104,12 +104,13 @@ def term_weights(rewards: dict[str, np.ndarray], pairs) -> pd.DataFrame:
 
 
 def interpolation_curves(rms, pairs: dict[str, list[tuple[dict, dict]]], eval_set,
-                         lambdas: Sequence[float]) -> dict[str, dict[str, np.ndarray]]:
+                         lambdas: Sequence[float], against: str = "label") -> dict[str, dict[str, np.ndarray]]:
     """For each named pair of models (one (θ1, θ2) per seed): per-pair correctness along λ of WA,
-    ENS and the diagonal on `eval_set`, each shaped (seeds, pairs of the eval set, λ)."""
+    ENS and the diagonal on `eval_set` (against the labels, or as `RewardModels.correct` says),
+    each shaped (seeds, pairs of the eval set, λ)."""
     out = {}
     for name, by_seed in pairs.items():
-        curves = [rms.interpolation(a, b, eval_set, lambdas) for a, b in by_seed]
+        curves = [rms.interpolation(a, b, eval_set, lambdas, against) for a, b in by_seed]
         out[name] = {k: np.stack([c[k].T for c in curves]) for k in ("WA", "ENS", "diag")}
     return out
 

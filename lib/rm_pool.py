@@ -406,18 +406,19 @@ class RewardModels:
         return choice_correct(scores[0], scores[1], (p[labels.rows] > 0.5).astype(int))
 
     def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
-                      eval_set: EvalSet, lambdas: Sequence[float]) -> dict[str, np.ndarray]:
+                      eval_set: EvalSet, lambdas: Sequence[float], against: str = "label") -> dict[str, np.ndarray]:
         """Per-pair correctness along λ (WARM Fig. 3, 4), each shaped (len(lambdas), pairs): of WA
         (weights (1−λ)θ1 + λθ2), of ENS (rewards (1−λ)r1 + λr2), and the diagonal (1−λ)c1 + λc2
-        (its mean is the diagonal accuracy). Endpoints are scored once."""
+        (its mean is the diagonal accuracy), `against` the labels or as `correct` says. Endpoints
+        are scored once."""
         s1, s2 = self.scores(theta_1, eval_set), self.scores(theta_2, eval_set)
-        c1, c2 = self.correct(s1, eval_set), self.correct(s2, eval_set)
+        c1, c2 = self.correct(s1, eval_set, against), self.correct(s2, eval_set, against)
         out: dict[str, list] = {"WA": [], "ENS": [], "diag": []}
         for lam in lambdas:
             wa = s1 if lam == 0.0 else s2 if lam == 1.0 else \
                 self.scores(weight_average([theta_1, theta_2], [1 - lam, lam]), eval_set)
-            out["WA"].append(self.correct(wa, eval_set))
-            out["ENS"].append(self.correct((1 - lam) * s1 + lam * s2, eval_set))
+            out["WA"].append(self.correct(wa, eval_set, against))
+            out["ENS"].append(self.correct((1 - lam) * s1 + lam * s2, eval_set, against))
             out["diag"].append((1 - lam) * c1 + lam * c2)
         return {"lambda": np.asarray(lambdas, float), **{k: np.asarray(v, float) for k, v in out.items()}}
 

@@ -41,6 +41,7 @@ import pandas as pd
 
 from lib import plans
 from lib.analysis import column_intervals, interpolation_curves
+from lib.evaluate import label_ceiling
 from lib.notebook import Chapter
 from lib.plots import line_with_band
 from lib.rm_pool import RewardModels
@@ -104,6 +105,23 @@ summary = pd.DataFrame({name: {
     "WA at λ=0.5 − diag": float((c["WA"] - c["diag"])[..., lambdas == 0.5].mean())}
     for name, c in curves.items()}).T
 summary.round(4)
+
+# %% [markdown]
+# A label is one draw of a noisy annotator. The same summary against the annotators' *expected*
+# preference (`lib.evaluate.expected_correct`: the probability that a fresh label agrees), beside
+# the labels' own, and the ceiling that the annotators' own choice reaches against the labels
+# (`lib.evaluate.label_ceiling`). The claims below stay on the labels.
+
+# %%
+if ood.p_label is not None:  # the synthetic world's annotators; real data have none
+    pairs = {**{name: [s[name] for s in by_seed] for name in by_seed[0]},
+             "different random inits (control)": [(rms.state(control[0]), rms.state(control[1]))]}
+    expected = interpolation_curves(rms, pairs, ood, lambdas, against="expected")
+    display(pd.DataFrame({f"{col}, {against}": {name: float((c["WA"] - c[key])[..., interior].mean())
+                                                for name, c in source.items()}
+                          for col, key in (("WA − diag", "diag"), ("WA − ENS", "ENS"))
+                          for against, source in (("labels", curves), ("expected preference", expected))}).round(4))
+    print(f"label ceiling on OOD: {label_ceiling(ood.p_label):.3f}")
 
 # %% [markdown]
 # The claims, each over the four shared-init pairs, with intervals across pools and OOD pairs:

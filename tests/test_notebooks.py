@@ -195,6 +195,16 @@ def test_the_premise_probe_writes_every_field_on_smoke(smoke_run, tmp_path, monk
     assert {f"RM {i}" for i in range(m)} <= set(row["single RM"]) and "BoW proxy" in row["single RM"]
     assert {"prepare", "control", "total", *(f"RM {i}" for i in range(m))} <= set(row["seconds"])
     assert 0.5 <= row["ceiling"]["OOD"] <= 1 and "residual correlation (SFT samples)" in row["diagnostics"]
+    # recorded: a row of the rows file, and a line of the generated table under its label
+    doc = tmp_path / "substrate.md"
+    doc.write_text("intro\n<!-- rows:start -->\nstale\n<!-- rows:end -->\noutro\n")
+    substrate_probe.record(row, "smoke check", rows=tmp_path / "rows.jsonl", doc=doc)
+    recorded = json.loads((tmp_path / "rows.jsonl").read_text())
+    assert recorded["label"] == "smoke check" and recorded["commit"] and recorded["premises"] == row["premises"]
+    table = doc.read_text()
+    assert "stale" not in table and table.startswith("intro\n") and table.endswith("outro\n")
+    (line,) = [t for t in table.splitlines() if t.startswith("| smoke check |")]
+    assert line.count("✓") + line.count("✗") == 9 and "| `smoke` |" in line
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_env, monkeypatch, capsys):
