@@ -64,7 +64,9 @@ print(base)
 # KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6. And
 # the **long runs**: φ1 and WARM M=6 of pool 0 without a KL term, at twice the learning rate and for
 # twice the steps (`rl.long`), which go far enough from the SFT policy for its RM to be hacked.
-# Each run is cached; the first run of this notebook trains them all.
+# Each run is cached; the first run of this notebook trains them all. φ1 and φ2 are a pool's two
+# most accurate members on `rm.rank_on`'s pairs (ID validation: the RL claims are judged by gold,
+# not by the pairs φ1 was picked on; WARM ranks on OOD).
 
 # %%
 plan = plans.rl_with_warm(rms)

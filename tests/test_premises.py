@@ -74,6 +74,10 @@ def test_margin_and_residual_correlations():
     own = [gold + rng.normal(size=(50, 8)) for _ in range(3)]  # each its own
     assert residual_correlation(same, gold) == pytest.approx(1.0)
     assert abs(residual_correlation(own, gold)) < 0.1
+    # half shared, half its own: the residuals correlate at 0.5, recovered within sampling error
+    big_gold, big_shared = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+    half = [big_gold + (big_shared + rng.normal(size=(400, 16))) / np.sqrt(2) for _ in range(4)]
+    assert residual_correlation(half, big_gold) == pytest.approx(0.5, abs=0.03)
     pairs = [np.stack([rng.normal(size=100), rng.normal(size=100)]) for _ in range(2)]
     assert abs(margin_correlation(pairs)) < 0.3
     assert margin_correlation([pairs[0], 2 * pairs[0] + 1]) == pytest.approx(1.0)
