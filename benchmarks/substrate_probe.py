@@ -274,20 +274,22 @@ def criteria(row: dict) -> dict[str, str]:
             "probe seconds": f"{row['seconds']['total']:.0f}"}
 
 
-def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None) -> None:
-    """Append a probe row, named `label` and stamped with the commit it ran on, to `rows`, and
-    rewrite the table of `doc` (docs/substrate.md) from every recorded row."""
+def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, commit: str | None = None) -> None:
+    """Append a probe row, named `label` and stamped with the commit it ran on (by default the
+    checkout's), to `rows`, and rewrite the table of `doc` (docs/substrate.md) from every row."""
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                      text=True).stdout.strip() or "unknown"
+    machine = f"{torch.backends.cpu.get_cpu_capability()} CPU" if not torch.cuda.is_available() else \
+        torch.cuda.get_device_name(0)
     with open(rows, "a") as f:
-        f.write(json.dumps({"label": label, "commit": commit, **row}, ensure_ascii=False) + "\n")
+        f.write(json.dumps({"label": label, "commit": commit, "machine": machine, **row}, ensure_ascii=False) + "\n")
     doc = doc or rows.with_name("substrate.md")
     recorded = [json.loads(line) for line in rows.read_text().splitlines() if line.strip()]
     table = [{"candidate": r["label"], "profile and overrides": ", ".join(
         [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]), **criteria(r),
-        "commit": r["commit"]} for r in recorded]
+        "machine": r.get("machine", ""), "commit": r["commit"]} for r in recorded]
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(str(v) for v in t.values()) + " |" for t in table]
     text = doc.read_text()

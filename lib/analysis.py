@@ -136,16 +136,17 @@ def wa_minus_ens(rms, states: Sequence[dict], eval_sets: dict,
     return {name: np.stack(v) for name, v in out.items()}
 
 
-def warm_by_m(rms, states: Sequence[dict], eval_set, ens: bool = False) -> np.ndarray:
+def warm_by_m(rms, states: Sequence[dict], eval_set, ens: bool = False, against: str = "label") -> np.ndarray:
     """Per-pair correctness of WARM of the first m models (or, with `ens`, of the mean of their
-    rewards), m = 1 … M, on `eval_set`: (eval pairs, M) (WARM Fig. 10)."""
+    rewards), m = 1 … M, on `eval_set` (`against` as `RewardModels.correct` says): (eval pairs, M)
+    (WARM Fig. 10)."""
     cols = []
     for m in range(1, len(states) + 1):
         if ens:
             scores = np.mean([rms.scores(s, eval_set) for s in states[:m]], axis=0)
         else:
             scores = rms.scores(states[0] if m == 1 else weight_average(list(states[:m])), eval_set)
-        cols.append(rms.correct(scores, eval_set))
+        cols.append(rms.correct(scores, eval_set, against))
     return np.stack(cols, axis=1)
 
 

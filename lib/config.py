@@ -159,7 +159,7 @@ class PairsConfig:
             raise ValueError("pairs temperatures must be > 0")
 
 
-RANKING_SPLITS = ("validation", "test_ood")  # the pair sets `RMPoolConfig.rank_on` may name
+RANKING_SPLITS = ("validation", "test_ood", "ood-half")  # what `RMPoolConfig.rank_on` may name
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,10 @@ class RMPoolConfig:
     dropouts: tuple[float, ...] = (0.0, 0.1)
     baklava: tuple[int | None, ...] = (None, 90, 60)  # SFT checkpoint steps (None: final SFT)
     mode: str = "full"  # full | lora | qlora
-    # The pair set the members are ranked on, φ1 the most accurate: ID validation, so that the claims
-    # scored on OOD pairs do not hand φ1 its selection luck; "test_ood" ranks on OOD, as WARM does.
+    # The pairs the members are ranked on, φ1 the most accurate: "validation" (ID validation), so that
+    # the claims scored on OOD pairs do not hand φ1 its selection luck; "test_ood" ranks on the OOD
+    # pairs the claims are scored on, as WARM does; "ood-half" ranks on the OOD pairs of every other
+    # prompt and scores every OOD claim on the pairs of the rest.
     rank_on: str = "validation"
     lora_r: int = 8  # the LoRA rank and scale of the members, where `mode` is lora or qlora
     lora_alpha: int = 16

@@ -44,7 +44,6 @@ from .rm import (
 # schedule, a held-out curve.
 RM_VERSION = 6
 SEED_STRIDE = 100  # member i of seeded pool p trains with seed 100·p + i
-RANKED_SETS = {"validation": "ID val", "test_ood": "OOD"}  # `rm.rank_on` → the eval set it ranks on
 AGAINST = ("label", "expected", "bayes")  # what `RewardModels.correct` scores a ranking against
 
 
@@ -155,7 +154,25 @@ class RewardModels:
         for name, split in (("ID val", "validation"), ("OOD", "test_ood")):
             ps = self.pairset(split)
             sets[name] = EvalSet(name, split, np.arange(ps.n), ps.choice, ps.group, self.label_probabilities(split))
+        if self.cfg.rank_on == "ood-half":  # the OOD claims are scored on the prompts φ1 was not ranked on
+            sets["OOD"] = self._half(sets["OOD"], 1)
         return sets
+
+    @staticmethod
+    def _half(es: EvalSet, parity: int) -> EvalSet:
+        """The pairs of `es` whose prompt has an even (`parity` 0) or odd (1) index."""
+        keep = np.flatnonzero(es.clusters % 2 == parity)
+        return EvalSet(f"{es.name} ({'odd' if parity else 'even'} prompts)", es.pairset, es.rows[keep],
+                       es.labels[keep], es.clusters[keep], es.p_label)
+
+    def ranking_set(self, corruption: float = 0.0, pool: int = 0) -> EvalSet:
+        """The pairs a pool's members are ranked on (`rm.rank_on`): ID validation, all OOD pairs,
+        or the OOD pairs of the even prompts (the OOD claims then read the odd ones)."""
+        if self.cfg.rank_on == "validation":
+            return self.eval_sets(corruption, pool)["ID val"]
+        ps = self.pairset("test_ood")
+        ood = EvalSet("OOD", "test_ood", np.arange(ps.n), ps.choice, ps.group, self.label_probabilities("test_ood"))
+        return ood if self.cfg.rank_on == "test_ood" else self._half(ood, 0)
 
     def label_probabilities(self, split: str) -> np.ndarray | None:
         """Per pair of a held-out split, the probability that the annotators prefer summary_1
@@ -198,7 +215,7 @@ class RewardModels:
     def ranking(self, corruption: float = 0.0, pool: int = 0) -> list[int]:
         """Members of a pool ranked by their accuracy on `rm.rank_on` (ID validation by default;
         WARM ranks on OOD), best first: φ1, φ2, … (WARM §5)."""
-        es = self.eval_sets(corruption, pool)[RANKED_SETS[self.cfg.rank_on]]
+        es = self.ranking_set(corruption, pool)
         acc = [self.correct(self.scores(self.state(cfg), es), es).mean()
                for cfg in self.pool(corruption, pool)]
         return [int(i) for i in np.argsort(-np.asarray(acc), kind="stable")]

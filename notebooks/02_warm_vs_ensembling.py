@@ -321,6 +321,9 @@ ch.claim(id="warm-m-beats-best-single", paper="WARM", figure="Fig. 10 (02_ood_vs
          metric=f"OOD accuracy, WARM M={P.rm.n_rms} − φ1 (corrupt pools)",
          estimate=nested_bootstrap(best_first, lambda m: m[..., -1] - m[..., 0], ood.clusters),
          threshold=0.0, direction=">")
+if ood.p_label is not None:  # beside it, against the annotators' expected preference (the claim stays on labels)
+    expected = np.stack([warm_by_m(rms, ranked[p], ood, against="expected") for p in seeds])
+    print(f"against the expected preference: {nested_bootstrap(expected, lambda m: m[..., -1] - m[..., 0], ood.clusters):.4f}")
 
 # %% [markdown]
 # ## Do the RMs read as well as a bag of words?

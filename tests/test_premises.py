@@ -136,28 +136,40 @@ def test_accuracy_against_the_annotators_reads_the_pairs_of_the_eval_set():
         RewardModels.correct(scores, EvalSet("x", "x", np.arange(3), np.zeros(3), np.zeros(3)), "expected")
 
 
-@pytest.mark.parametrize("rank_on, scored", [("validation", "ID val"), ("test_ood", "OOD")])
+@pytest.mark.parametrize("rank_on, scored", [("validation", "ID val"), ("test_ood", "OOD"), ("ood-half", "OOD")])
 def test_members_are_ranked_on_one_split_alone(rank_on, scored):
-    """φ1 is chosen on `rm.rank_on`'s pairs and nothing else: the claims scored on the other split
-    do not hand it its selection luck."""
+    """φ1 is chosen on `rm.rank_on`'s pairs and nothing else: with "validation" no OOD pair is
+    read, and with "ood-half" the OOD claims are scored on prompts the ranking never saw."""
+    from types import SimpleNamespace
+
     from lib.config import RMPoolConfig
     from lib.rm_pool import EvalSet, RewardModels
 
+    n = 12
     accuracy = {"ID val": [0.6, 0.8, 0.7], "OOD": [0.9, 0.5, 0.6]}
     rms, seen = object.__new__(RewardModels), []
     rms.cfg = RMPoolConfig(n_rms=3, rank_on=rank_on)
-    sets = {name: EvalSet(name, name, np.arange(10), np.ones(10, int), np.arange(10)) for name in accuracy}
-    rms.eval_sets = lambda corruption=0.0, pool=0: sets
+    rms.eval_sets = lambda corruption=0.0, pool=0: {"ID val": EvalSet("ID val", "validation", np.arange(n),
+                                                                      np.ones(n, int), np.arange(n))}
+    rms.pairset = lambda name: SimpleNamespace(n=n, choice=np.ones(n, int), group=np.arange(n) // 2)
+    rms.label_probabilities = lambda split: None
     rms.pool = lambda corruption=0.0, pool=0: [0, 1, 2]
     rms.state = lambda i: i
 
     def scores(i, es):
-        seen.append(es.name)
-        right = round(10 * accuracy[es.name][i])  # the first `right` pairs ranked as labelled
-        return np.stack([np.zeros(10), np.r_[np.ones(right), -np.ones(10 - right)]])
+        seen.append((es.pairset, tuple(es.rows)))
+        right = np.arange(len(es.rows)) < round(len(es.rows) * accuracy[scored][i])  # ranked as labelled
+        return np.stack([np.zeros(len(es.rows)), np.where(right, 1.0, -1.0)])
 
     rms.scores = scores
     assert rms.ranking() == list(np.argsort(-np.asarray(accuracy[scored]), kind="stable"))
-    assert set(seen) == {scored}
+    assert {pairset for pairset, _ in seen} == {"validation" if scored == "ID val" else "test_ood"}
+    if rank_on == "ood-half":
+        ranked_rows = {r for _, rows in seen for r in rows}
+        ood = EvalSet("OOD", "test_ood", np.arange(n), np.ones(n, int), np.arange(n) // 2)
+        scored_half = RewardModels._half(ood, 1)
+        assert ranked_rows and not ranked_rows & set(scored_half.rows)
+        assert ranked_rows | set(scored_half.rows) == set(range(n))
+        assert not set(ood.clusters[list(ranked_rows)]) & set(scored_half.clusters)  # whole prompts apart
     with pytest.raises(ValueError, match="unknown rm.rank_on 'train'"):
         RMPoolConfig(rank_on="train")
