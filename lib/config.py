@@ -35,6 +35,12 @@ class WorldConfig:
     # featurizer to copy from the post, which an RM needs to check a summary's facts against it
     # (at 0.3, RMs charge a made-up fact through its words instead: docs/reward-models.md).
     pretrain_tldr_fraction: float = 1.0
+    # Of those TL;DRs, a fraction is followed, after the summary's end-of-text token, by a reader's
+    # reply that names what the summary made up, missed or repeated (`lib.world.reader_reply`): the
+    # web's comment threads, from which a language model learns, at a summary's end, what a reader
+    # will say of it (docs/world.md). 0: the web of the committed results, unchanged.
+    pretrain_reply_fraction: float = 0.0
+    pretrain_reply_generic: float = 0.3  # of the replies: about the story, not the summary
     n_sft_train: int = 8_000
     n_sft_validation: int = 500
     n_pref_train: int = 8_000
@@ -43,6 +49,11 @@ class WorldConfig:
     label_temperature: float = 1.0  # τ of Bradley–Terry on the gold margin
     label_length_bias: float = 0.15  # γ, annotators' verbosity bias per word (spurious feature)
     source: str = "synthetic"  # or "tldr" (gpu profile: the real TL;DR data, `TLDRConfig`)
+
+    def __post_init__(self):
+        for name in ("pretrain_tldr_fraction", "pretrain_reply_fraction", "pretrain_reply_generic"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"world.{name} is a fraction in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from datasets import Dataset, DatasetDict, Features, Value, load_dataset, load_f
 
 from . import world as W
 from .config import WorldConfig
+from .models import EOS
 
 PAIR_FEATURES = Features({
     "post_id": Value("string"), "subreddit": Value("string"), "title": Value("string"),
@@ -94,20 +95,24 @@ def _sft_rows(posts: list[W.Post], rng: np.random.Generator) -> dict[str, list]:
 
 def build_world(cfg: WorldConfig) -> WorldData:
     """Generate the synthetic world of `cfg`; the same config always gives the same data."""
-    seeds = np.random.SeedSequence(cfg.seed).spawn(8)
+    seeds = np.random.SeedSequence(cfg.seed).spawn(9)  # the first 8 as before: the 9th draws replies
     rng = [np.random.default_rng(s) for s in seeds]
     all_topics = tuple(W.TOPICS)
     labels = W.LabelModel(cfg.label_temperature, cfg.label_length_bias)
 
     # Pre-training text: posts of every topic, a `pretrain_tldr_fraction` of them followed by a
-    # TL;DR from a random writer.
+    # TL;DR from a random writer, and a `pretrain_reply_fraction` of those by a reader's reply after
+    # the summary's end-of-text token (a stream of its own: without replies the text is unchanged).
     pre = W.make_posts(int(rng[0].integers(2**31)), cfg.n_pretrain_posts, all_topics, "web")
     docs = []
     for p in pre:
         doc = format_prompt(p.subreddit, p.title, p.text)
         if rng[1].random() < cfg.pretrain_tldr_fraction:
             writer = W.WRITERS_ID[int(rng[1].integers(len(W.WRITERS_ID)))]
-            doc += " " + W.write_summary(rng[1], p, writer)
+            summary = W.write_summary(rng[1], p, writer)
+            doc += " " + summary
+            if cfg.pretrain_reply_fraction and rng[8].random() < cfg.pretrain_reply_fraction:
+                doc += EOS + " " + W.reader_reply(rng[8], p, summary, cfg.pretrain_reply_generic)
         else:
             doc = doc[: -len("\nTL;DR:")]
         docs.append(doc)

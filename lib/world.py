@@ -346,6 +346,44 @@ def write_summary(rng: np.random.Generator, post: Post, writer: Writer) -> str:
     return normalize(summary)
 
 
+REPLY_GENERIC = ["sorry this happened to you .", "that sounds rough .", "update us please .",
+                 "been there , it gets better .", "talk to them .", "good luck ."]
+COUNTS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def summary_flaws(post: Post, summary: str, w: GoldWeights = GOLD) -> list[str]:
+    """What a careful reader says is wrong with `summary`, a phrase per flaw the gold reward
+    charges: each made-up fact, a missing key event, a missing key person, each repeated fact, a
+    summary over the length budget. Words about the world's facts, never a reward or a label."""
+    text = normalize(summary)
+    found = [m.group(1) for m in _fact_regex().finditer(text)]
+    distinct = list(dict.fromkeys(found))
+    flaws = [f"where does {f} come from ?" for f in distinct if f not in post.facts]
+    if post.key_event not in distinct:
+        flaws.append(f"missing the point : {post.key_person} {post.key_event} .")
+    if post.key_person not in distinct:
+        flaws.append(f"who is it about ? {post.key_person} .")
+    flaws += [f"repeats {f} ." for f in distinct if found.count(f) > 1]
+    if n_words(text) > w.length_budget:
+        flaws.append("too long , did not read .")
+    return flaws
+
+
+def reader_reply(rng: np.random.Generator, post: Post, summary: str, p_generic: float) -> str:
+    """A reader's reply to a TL;DR on the web: with probability `p_generic` one about the story,
+    not the summary; otherwise the count of the summary's flaws and each of them
+    (`summary_flaws`): "two problems : where does my dog come from ? too long , did not read .".
+    A language model that predicts the reply must tell, at the summary's end, what the summary
+    makes up, misses or repeats: the features a reward head reads there."""
+    if rng.random() < p_generic:
+        return str(rng.choice(REPLY_GENERIC))
+    flaws = summary_flaws(post, summary)
+    if not flaws:
+        return "no problems , good tl;dr ."
+    head = f"{COUNTS[min(len(flaws), len(COUNTS) - 1)]} problem{'s' * (len(flaws) > 1)} :"
+    return " ".join([head, *flaws])
+
+
 # --------------------------------------------------------------------------------------------
 # Preference labels
 # --------------------------------------------------------------------------------------------

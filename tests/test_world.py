@@ -143,3 +143,36 @@ def test_the_proxy_scores_both_summaries_of_each_pair_and_ranks_by_them(world):
     chosen = np.where(np.asarray(pairs["choice"]) == 1, scores[1], scores[0])
     rejected = np.where(np.asarray(pairs["choice"]) == 1, scores[0], scores[1])
     np.testing.assert_array_equal(proxy.correct(pairs), chosen >= rejected)
+
+
+def test_reader_replies_name_the_summarys_real_flaws_and_nothing_else():
+    rng = np.random.default_rng(0)
+    post = W.make_post(rng, "work", "p")
+    made_up = next(f for f in W.all_fact_phrases() if f not in post.facts)
+    good = f"{post.key_person} {post.key_event} ."
+    assert W.reader_reply(rng, post, good, p_generic=0.0) == "no problems , good tl;dr ."
+    bad = f"{made_up} and {made_up} ."
+    reply = W.reader_reply(rng, post, bad, p_generic=0.0)
+    assert reply.startswith("four problems :")  # made up, no key event, no key person, repeated
+    assert f"where does {made_up} come from ?" in reply and f"repeats {made_up} ." in reply
+    assert f"missing the point : {post.key_person} {post.key_event} ." in reply
+    assert W.reader_reply(rng, post, bad, p_generic=1.0) in W.REPLY_GENERIC
+
+
+def test_replies_in_the_web_are_deterministic_and_carry_no_reward_or_label():
+    import re
+
+    cfg = WorldConfig(**{**SMALL.__dict__, "pretrain_reply_fraction": 0.8, "pretrain_reply_generic": 0.25})
+    web = D.build_world(cfg).pretrain["text"]
+    assert web == D.build_world(cfg).pretrain["text"]  # deterministic under the world's seed
+    assert D.build_world(SMALL).pretrain["text"] == [t.split(D.EOS)[0] for t in web]  # replies only added
+    replies = [t.split(D.EOS, 1)[1] for t in web if D.EOS in t]
+    assert 0.6 * len(web) < len(replies) < len(web)
+    generic = sum(r.strip() in W.REPLY_GENERIC for r in replies)
+    assert 0.1 * len(replies) < generic < 0.4 * len(replies)
+    facts = W._fact_regex()
+    for reply in replies:  # words about facts: no number but a fact's own, no reward, no label
+        assert not re.search(r"\d", facts.sub("", reply))
+        assert not re.search(r"\b(reward|score|label|chosen|rejected|prefer\w*|gold)\b", reply)
+    with pytest.raises(ValueError, match="world.pretrain_reply_fraction is a fraction"):
+        WorldConfig(pretrain_reply_fraction=1.5)
