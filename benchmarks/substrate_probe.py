@@ -281,6 +281,9 @@ def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, co
 
     commit = commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                       text=True).stdout.strip() or "unknown"
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "lib", "benchmarks"], cwd=ROOT,
+                      capture_output=True, text=True).stdout.strip():
+        commit += "+changes"  # the code differed from the commit: say so
     machine = f"{torch.backends.cpu.get_cpu_capability()} CPU" if not torch.cuda.is_available() else \
         torch.cuda.get_device_name(0)
     with open(rows, "a") as f:
@@ -312,6 +315,10 @@ def main(argv: list[str] | None = None) -> dict:
                         "docs/substrate-rows.jsonl and the table of docs/substrate.md")
     args = parser.parse_args(argv)
     if args.premises:
+        import subprocess
+
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip() or "unknown"  # the code the probe runs on
         try:
             overrides = parse_set(args.set)
             get_profile(args.profile, overrides)
@@ -326,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.json is not None:
             args.json.write_text(text + "\n")
         if args.record:
-            record(report, args.record)
+            record(report, args.record, commit=commit)
         return report
     try:
         members = [int(m) for m in args.members.split(",")]
