@@ -274,13 +274,19 @@ def criteria(row: dict) -> dict[str, str]:
             "probe seconds": f"{row['seconds']['total']:.0f}"}
 
 
+def _commit() -> str:
+    import subprocess
+
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
 def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, commit: str | None = None) -> None:
     """Append a probe row, named `label` and stamped with the commit it ran on (by default the
     checkout's), to `rows`, and rewrite the table of `doc` (docs/substrate.md) from every row."""
     import subprocess
 
-    commit = commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                      text=True).stdout.strip() or "unknown"
+    commit = commit or _commit()
     if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "lib", "benchmarks"], cwd=ROOT,
                       capture_output=True, text=True).stdout.strip():
         commit += "+changes"  # the code differed from the commit: say so
@@ -315,10 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "docs/substrate-rows.jsonl and the table of docs/substrate.md")
     args = parser.parse_args(argv)
     if args.premises:
-        import subprocess
-
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip() or "unknown"  # the code the probe runs on
+        commit = _commit()  # the code the probe runs on
         try:
             overrides = parse_set(args.set)
             get_profile(args.profile, overrides)

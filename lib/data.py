@@ -184,10 +184,9 @@ def label_probabilities(ds: Dataset, cfg: WorldConfig) -> np.ndarray:
     g0, g1 = np.asarray(ds["gold_0"], dtype=float), np.asarray(ds["gold_1"], dtype=float)
     if np.isnan(g0).any() or np.isnan(g1).any():
         raise ValueError("label probabilities need gold rewards (the synthetic world); these pairs have none")
-    n0 = np.array([W.n_words(s) for s in ds["summary_0"]])
-    n1 = np.array([W.n_words(s) for s in ds["summary_1"]])
-    z = (g1 - g0) / cfg.label_temperature + cfg.label_length_bias * (n1 - n0)
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+    labels = W.LabelModel(cfg.label_temperature, cfg.label_length_bias)
+    return np.array([W.preference_probability(a, b, W.n_words(s0), W.n_words(s1), labels)
+                     for a, b, s0, s1 in zip(g0, g1, ds["summary_0"], ds["summary_1"])])
 
 
 def label_gold_disagreement(ds: Dataset) -> float:

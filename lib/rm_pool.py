@@ -152,11 +152,15 @@ class RewardModels:
         sets = {name: EvalSet(name, split, rows, train.choice[rows], train.group[rows])
                 for name, rows in out.items()}
         for name, split in (("ID val", "validation"), ("OOD", "test_ood")):
-            ps = self.pairset(split)
-            sets[name] = EvalSet(name, split, np.arange(ps.n), ps.choice, ps.group, self.label_probabilities(split))
+            sets[name] = self._held_out(name, split)
         if self.cfg.rank_on == "ood-half":  # the OOD claims are scored on the prompts φ1 was not ranked on
             sets["OOD"] = self._half(sets["OOD"], 1)
         return sets
+
+    def _held_out(self, name: str, split: str) -> EvalSet:
+        """Every pair of a held-out split, with its annotators' probabilities where the world has them."""
+        ps = self.pairset(split)
+        return EvalSet(name, split, np.arange(ps.n), ps.choice, ps.group, self.label_probabilities(split))
 
     @staticmethod
     def _half(es: EvalSet, parity: int) -> EvalSet:
@@ -170,8 +174,7 @@ class RewardModels:
         or the OOD pairs of the even prompts (the OOD claims then read the odd ones)."""
         if self.cfg.rank_on == "validation":
             return self.eval_sets(corruption, pool)["ID val"]
-        ps = self.pairset("test_ood")
-        ood = EvalSet("OOD", "test_ood", np.arange(ps.n), ps.choice, ps.group, self.label_probabilities("test_ood"))
+        ood = self._held_out("OOD", "test_ood")
         return ood if self.cfg.rank_on == "test_ood" else self._half(ood, 0)
 
     def label_probabilities(self, split: str) -> np.ndarray | None:

@@ -420,12 +420,12 @@ best_on_id = {p: int(np.argmax([rms.correct(rms.scores(s, idv), idv).mean() for 
               for p in seeds}
 ens_vs_best = np.stack([np.stack([rms.correct(np.mean(clean_scores[p], 0), ood_c),
                                   rms.correct(clean_scores[p][best_on_id[p]], ood_c)], -1) for p in seeds])
+ens_gain = nested_bootstrap(ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters)
 ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
          claim=f"the members make partly different errors: ENS M={P.rm.n_rms} of a clean pool is more accurate OOD "
                "than its member best on ID validation",
          metric=f"OOD accuracy, ENS M={P.rm.n_rms} − the member best on ID validation (members {best_on_id})",
-         estimate=nested_bootstrap(ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters),
-         threshold=0.0, direction=">")
+         estimate=ens_gain, threshold=0.0, direction=">")
 
 # %% [markdown]
 # A label is one draw of a noisy annotator, so accuracy against labels mixes what an RM gets wrong
@@ -443,8 +443,7 @@ if ood_c.p_label is not None:  # the synthetic world's annotators; real data hav
               f"ENS M={P.rm.n_rms} − best member (OOD)": np.stack([np.stack(
                   [rms.correct(np.mean(clean_scores[p], 0), ood_c, "expected"),
                    rms.correct(clean_scores[p][best_on_id[p]], ood_c, "expected")], -1) for p in seeds])}
-    display(pd.DataFrame({"against labels": [format(gain["ID val"], ".3f"), format(nested_bootstrap(
-        ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters), ".3f")],
+    display(pd.DataFrame({"against labels": [format(gain["ID val"], ".3f"), format(ens_gain, ".3f")],
         "against the expected preference": [format(nested_bootstrap(v, lambda m: m[..., 0] - m[..., 1],
                                                                     ood_c.clusters if "OOD" in k else idv.clusters), ".3f")
                                             for k, v in beside.items()]}, index=list(beside)))
