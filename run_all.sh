@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate every figure: execute the numbered notebooks in order with papermill.
 #
-# usage: ./run_all.sh [--profile smoke|default|gpu] [--only NN [NN ...]] [--set KEY=VALUE]... [--fresh]
+# usage: ./run_all.sh [--profile smoke|default|gpu] [--only NN [NN ...]] [--preset NAME] [--set KEY=VALUE]...
+#                     [--fresh]
 #
 #   --profile  smoke: a plumbing check in minutes (results in results/smoke/); default: the science,
 #              the committed results/ (about 90 minutes on 2 cores from an empty cache); gpu: real TL;DR
 #   --only     notebook numbers to run, e.g. --only 00 02
+#   --preset   a named set of overrides (lib/profiles.py, PRESETS), e.g. --preset premises: the
+#              substrate where WARM's premises were measured to hold (docs/substrate.md)
 #   --set      a config override, repeatable, e.g. --set rm.epochs=3 --set 'rm.lrs=[1e-4,3e-4]'
 #   --fresh    delete the profile's artifact cache first
 #
@@ -17,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [[ " $* " == *" -h "* || " $* " == *" --help "* ]]; then
-  sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 # The arguments are checked before anything is installed or run (the standard library suffices).

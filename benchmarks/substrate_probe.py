@@ -46,6 +46,7 @@ from lib.analysis import member_diagnostics, term_weights
 from lib.cache import torch_threads
 from lib.config import PREPARE_THREADS, ROOT, RUN_THREADS, SamplingConfig
 from lib.evaluate import best_of_n, label_ceiling, within_prompt_pearson
+from lib.fanout import rm_jobs
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
 from lib.profiles import get_profile
@@ -137,7 +138,7 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
 
 
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-PREMISE_FIELDS = ("profile", "overrides", "seconds", "pairs", "accuracy", "ceiling", "premises", "lmc",
+PREMISE_FIELDS = ("profile", "overrides", "seconds", "plan", "pairs", "accuracy", "ceiling", "premises", "lmc",
                   "diagnostics", "single RM")
 
 
@@ -174,6 +175,8 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
         for cfg in [*members, control]:
             rms.build_model(cfg)  # the probed heads
     seconds = {"prepare": round(time.perf_counter() - started, 1)}
+    n_train = len(rms.train_pairs(0.0))
+    n_rm_stages = len(rm_jobs(pl))  # the whole run's RM stages, which the probe's times project to
     todo = [*range(len(members)), -1]
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
         built = list(ex.map(_build_one, [profile] * len(todo), [overrides] * len(todo), todo))
@@ -221,7 +224,7 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
     posts = [p for p in pool["posts"]["post"] for _ in range(k)]
     prompts = [p for p in D.prompts_of(pool["posts"]) for _ in range(k)]
     samples = [s for row in pool["samples"] for s in row]
-    proxy = BagOfWordsProxy.fit_pairs(comps["train"])
+    proxy = BagOfWordsProxy.fit_pairs(rms.train_pairs(0.0))  # on the pairs the clean pools read
     bow = proxy.correct(comps["validation"])
     single = {"BoW proxy": {"ID": round(float(bow.mean()), 4),
                             "best-of-N": bon_curve(proxy.score(posts, samples).reshape(-1, k), pool["gold"])}}
@@ -235,7 +238,8 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
                                                                      idv.clusters)}
     seconds["total"] = round(time.perf_counter() - started, 1)
     return {"profile": profile, "overrides": overrides, "seconds": seconds,
-            "pairs": {"train": len(comps["train"]), "ID val": len(idv), "OOD": len(ood)},
+            "plan": {"RM stages": n_rm_stages},
+            "pairs": {"train": n_train, "ID val": len(idv), "OOD": len(ood)},
             "accuracy": accuracy,
             "ceiling": {es.name: round(label_ceiling(es.p_label), 4) for es in (idv, ood)},
             "premises": prem, "lmc": lmc,
@@ -250,9 +254,41 @@ def _mark(points: list[float], ok: bool) -> str:
     return f"{points[0]:+.2f} [{points[1]:+.2f}, {points[2]:+.2f}] {'✓' if ok else '✗'}"
 
 
-def criteria(row: dict) -> dict[str, str]:
+# The committed `default` run's measured times (results/benchmarks.json) that a candidate's cost is
+# projected from: the whole run, and the two waves a substrate changes.
+RUN_TIMES = {"whole": "whole run wall time, fan-out + every notebook (in a run from an empty cache)",
+             "prepare": "fan-out wave prepare, data, SFT, comparisons and probed heads, one process "
+                        "(in a run from an empty cache)",
+             "rms": "fan-out wave rms, every RM trained and scored (in a run from an empty cache)"}
+
+
+def projected_minutes(row: dict, baseline: dict, benchmarks: list[dict]) -> float | None:
+    """The whole `default` run on `row`'s substrate, in minutes (None without that run's times):
+    the committed run's measured time, with its prepare wave scaled by the row's prepare time over
+    the baseline row's (the profile's own, probed on the same kind of machine) and its RM wave by
+    the row's RM time, mean per member × the plan's RM stages, over the baseline's. The rest of the
+    run (RL, WARP, the notebooks) is the same model doing the same work on either substrate, and is
+    kept as measured."""
+    ours = {b["name"]: b["ours"] for b in benchmarks if b.get("profile") == baseline["profile"]}
+    if any(v not in ours for v in RUN_TIMES.values()):
+        return None  # no measured run of that profile to project from
+    whole, prepare, rms_wave = (ours[RUN_TIMES[k]] for k in ("whole", "prepare", "rms"))
+
+    def per_rm(r: dict) -> float:
+        times = [v for k, v in r["seconds"].items() if k.startswith("RM ")]
+        return sum(times) / len(times)
+
+    counts = [r.get("plan", {}).get("RM stages") for r in (row, baseline)]
+    stages = counts[0] / counts[1] if None not in counts else 1.0  # rows from before the count: the same plan
+    scale_prepare = row["seconds"]["prepare"] / baseline["seconds"]["prepare"]
+    scale_rms = per_rm(row) / per_rm(baseline) * stages
+    return (whole + prepare * (scale_prepare - 1) + rms_wave * (scale_rms - 1)) / 60
+
+
+def criteria(row: dict, baseline: dict | None = None, benchmarks: list[dict] | None = None) -> dict[str, str]:
     """The substrate search's pass/fail numbers of one probe row, each ✓ or ✗ on its point estimate
-    (points, 95% interval): WARM's premises, the single-RM regime, the featurizer guide, the cost."""
+    (points, 95% interval): WARM's premises, the single-RM regime, the featurizer guide, the probe's
+    cost and, given the baseline row and the committed run's times, the projected whole run."""
     prem, lmc, single = row["premises"], row["lmc"], row["single RM"]
     m = sum(name.startswith("RM ") for name in single)
     rms_ = [v for name, v in single.items() if name.startswith("RM ")]
@@ -271,7 +307,10 @@ def criteria(row: dict) -> dict[str, str]:
             "best-of-N gain (≥ 0.5)": f"{gain:+.2f} {'✓' if gain >= 0.5 else '✗'}",
             "worst RM − proxy, ID (≥ −2)": _mark(worst, worst[0] >= -2),
             "guide: probe SFT − random, ID (≥ 3)": _mark(guide, guide[0] >= 3),
-            "probe seconds": f"{row['seconds']['total']:.0f}"}
+            "probe seconds": f"{row['seconds']['total']:.0f}",
+            "projected run, min (≤ 90)": "—" if baseline is None or benchmarks is None else (
+                lambda t: "—" if t is None else f"{t:.0f} {'✓' if t <= 90 else '✗'}")(
+                projected_minutes(row, baseline, benchmarks))}
 
 
 def _commit() -> str:
@@ -296,8 +335,16 @@ def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, co
         f.write(json.dumps({"label": label, "commit": commit, "machine": machine, **row}, ensure_ascii=False) + "\n")
     doc = doc or rows.with_name("substrate.md")
     recorded = [json.loads(line) for line in rows.read_text().splitlines() if line.strip()]
+    bench = ROOT / "results" / "benchmarks.json"
+    benchmarks = json.loads(bench.read_text()) if bench.exists() else None
+
+    def baseline(r: dict) -> dict | None:  # the last row of the candidate's profile as it is
+        own = [b for b in recorded if b["profile"] == r["profile"] and not b["overrides"]]
+        return own[-1] if own else None
+
     table = [{"candidate": r["label"], "profile and overrides": ", ".join(
-        [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]), **criteria(r),
+        [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]),
+        **criteria(r, baseline(r), benchmarks),
         "machine": r.get("machine", ""), "commit": r["commit"]} for r in recorded]
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(str(v) for v in t.values()) + " |" for t in table]
@@ -309,6 +356,8 @@ def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, co
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
+    parser.add_argument("--preset", metavar="NAME", help="a named set of overrides (lib.profiles.PRESETS), "
+                        "applied before --set")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     parser.add_argument("--members", default="0,3,5", help="clean pool-0 members to train, e.g. 0,3,5")
     parser.add_argument("--pool", default="64x64", help="best-of-N pool: posts x samples, e.g. 64x256")
@@ -323,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.premises:
         commit = _commit()  # the code the probe runs on
         try:
-            overrides = parse_set(args.set)
+            overrides = {**({"preset": args.preset} if args.preset else {}), **parse_set(args.set)}
             get_profile(args.profile, overrides)
             if args.jobs < 1:
                 raise ValueError(f"--jobs must be ≥ 1, got {args.jobs}")

@@ -221,6 +221,11 @@ class RMPoolConfig:
     # +0.095 (ID accuracy 0.590 / 0.579, the 500-post pools' level).
     corrupt_posts: int | None = 720
     corrupt_epochs: float | None = 6.0
+    # Every clean pool trains on the first `clean_posts` training posts (None: all of them), for
+    # `epochs` passes: the members share their data, as WARM's do, and fewer posts seen more often is
+    # WARM's regime (its RMs see their pairs many times), where a random init cannot learn from the
+    # data alone what a useful pre-training brings (docs/substrate.md).
+    clean_posts: int | None = None
     # Each RM is the EMA of its weights along fine-tuning, θ_ema ← (1−μ)·θ_ema + μ·θ from the probed
     # init (1: no EMA; full fine-tuning only). Measured on default (development probes on the
     # trajectories of the previous pools, no EMA): the 3 RMs whose held-out accuracy dipped most
@@ -240,6 +245,8 @@ class RMPoolConfig:
             raise ValueError(f"rm.lora_r must be ≥ 1 and rm.lora_alpha > 0, got {self.lora_r} and {self.lora_alpha}")
         if self.corrupt_posts is not None and self.corrupt_posts < 1:
             raise ValueError(f"rm.corrupt_posts must be ≥ 1 or None, got {self.corrupt_posts}")
+        if self.clean_posts is not None and self.clean_posts < 1:
+            raise ValueError(f"rm.clean_posts must be ≥ 1 or None, got {self.clean_posts}")
         if self.corrupt_epochs is not None and not self.corrupt_epochs > 0:
             raise ValueError(f"rm.corrupt_epochs must be positive or None, got {self.corrupt_epochs}")
         if not 0.0 < self.ema_mu <= 1.0:
@@ -440,6 +447,9 @@ class Profile:
                                  f"{self.rm.n_seeds} corrupt pools (disjoint blocks, {blocks} posts) asks for "
                                  f"more posts than the training pairs have ({self.pairs.n_train_posts}, "
                                  "pairs.n_train_posts)")
+            if self.rm.clean_posts is not None and self.rm.clean_posts > self.pairs.n_train_posts:
+                raise ValueError(f"rm.clean_posts = {self.rm.clean_posts} asks for more posts than the "
+                                 f"training pairs have ({self.pairs.n_train_posts}, pairs.n_train_posts)")
 
 
 def results_dir(profile: Profile | str) -> Path:

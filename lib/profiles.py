@@ -1,5 +1,6 @@
-"""The three profiles (`smoke`, `default`, `gpu`) and the one entry point to them, `get_profile`,
-which applies dotted-key overrides with clear, one-line errors for bad input."""
+"""The three profiles (`smoke`, `default`, `gpu`), the named presets (sets of overrides) and the
+one entry point to them, `get_profile`, which applies a preset and dotted-key overrides with
+clear, one-line errors for bad input."""
 
 from __future__ import annotations
 
@@ -106,6 +107,25 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
+# Named sets of overrides, applied by `get_profile` where the overrides name one (`"preset": NAME`;
+# `run_all.sh --preset NAME`, `benchmarks.substrate_probe --preset NAME`), before any other key.
+# "premises": the substrate search's chosen candidate, where WARM's premises are measured to hold
+# best (docs/substrate.md: its row, and what each of its levers bought).
+PRESETS: dict[str, dict[str, Any]] = {
+    "premises": {"world.pretrain_reply_fraction": 1.0},
+}
+
+
+def apply_preset(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` with the preset it names (key "preset") expanded in its place: the preset's keys
+    first, the other overrides over them. An unknown preset is a `ValueError` naming the valid ones."""
+    if "preset" not in overrides:
+        return overrides
+    name = overrides["preset"]
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return {**PRESETS[name], **{k: v for k, v in overrides.items() if k != "preset"}}
+
 
 def _valid_keys(obj: Any, prefix: str = "") -> list[str]:
     keys = []
@@ -160,14 +180,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def get_profile(name: str = "default", overrides: dict[str, Any] | None = None) -> Profile:
-    """The profile `name` with dotted-key `overrides` applied; clear errors for bad input: an
+    """The profile `name` with dotted-key `overrides` (and the preset they name) applied; clear errors for bad input: an
     unknown key names its nearest valid keys, a value of the wrong type or range names what the
     key expects."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
     profile = PROFILES[name]
     valid = _valid_keys(profile)
-    overrides = parse_overrides(overrides)
+    overrides = apply_preset(parse_overrides(overrides))
     sections: dict[str, Any] = {}  # the profile's fields as overridden so far
     for key, value in overrides.items():
         if key not in valid:

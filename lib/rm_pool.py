@@ -92,13 +92,14 @@ class RewardModels:
 
     def train_posts(self, corruption: float, block: int = 0) -> tuple[int, int] | None:
         """The training posts [start, stop) of a pool's block (None: all of them): part of every
-        key it shapes. Corrupt pool p reads posts [p·n, (p+1)·n), n = `rm.corrupt_posts`."""
-        n = self.cfg.corrupt_posts if corruption else None
+        key it shapes. Corrupt pool p reads posts [p·n, (p+1)·n), n = `rm.corrupt_posts`; every
+        clean pool the first `rm.clean_posts`."""
+        n = self.cfg.corrupt_posts if corruption else self.cfg.clean_posts
         return None if n is None else (block * n, (block + 1) * n)
 
     def train_split(self, corruption: float, block: int = 0) -> str:
         """The name of a pool's training pair set: `train-<corruption>`, with `-b<block>` when the
-        corrupt pools train on disjoint blocks of posts."""
+        pool trains on a block of the posts (`rm.corrupt_posts`, `rm.clean_posts`)."""
         return f"train-{corruption}" + ("" if self.train_posts(corruption, block) is None else f"-b{block}")
 
     def pool_split(self, corruption: float, pool: int) -> str:
@@ -106,20 +107,19 @@ class RewardModels:
         return self.train_split(corruption, self.block(corruption, pool))
 
     def train_pairs(self, corruption: float, block: int = 0) -> Dataset:
-        """The training pairs of a pool: every training post (clean), or the posts of its block
-        (`train_posts`) with `corruption` of their labels swapped."""
+        """The training pairs of a pool: the posts of its block (`train_posts`; every training post
+        where that is None), with `corruption` of their labels swapped."""
         ds = self.pl.comparisons["train"]
-        if not corruption:
-            return ds
         span = self.train_posts(corruption, block)
         if span is not None:
             posts = list(dict.fromkeys(ds["post_id"]))
             if span[1] > len(posts):
-                raise ValueError(f"rm.corrupt_posts = {self.cfg.corrupt_posts}: block {block} needs posts "
+                key = "rm.corrupt_posts" if corruption else "rm.clean_posts"
+                raise ValueError(f"{key} = {span[1] - span[0]}: block {block} needs posts "
                                  f"[{span[0]}, {span[1]}) but the training pairs have only {len(posts)} posts")
             keep = set(posts[span[0]:span[1]])
             ds = ds.select([i for i, p in enumerate(ds["post_id"]) if p in keep])
-        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed)
+        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed) if corruption else ds
 
     def pairset(self, name: str) -> PairSet:
         """Tokenized pairs by name: a training split (`train_split`), `validation`, `test_ood`, or

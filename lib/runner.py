@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .config import ROOT, RUN_THREADS, cache_dir, results_dir
-from .profiles import PROFILES, get_profile
+from .profiles import PRESETS, PROFILES, get_profile
 
 NOTEBOOKS = ROOT / "notebooks"
 # Wall-time targets in seconds (issues' "Targets") for a run that starts from an empty cache;
@@ -194,6 +194,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers to run, e.g. --only 00 02")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override (repeatable), e.g. --set rm.epochs=3 --set 'rm.lrs=[1e-4, 3e-4]'")
+    p.add_argument("--preset", metavar="NAME", help="a named set of overrides (`lib.profiles.PRESETS`), applied "
+                   f"before --set: {', '.join(PRESETS)}")
     p.add_argument("--fresh", action="store_true", help="delete the profile's cache first")
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1) // THREADS_PER_RUN),
                    help="processes that build the independent RM and RL runs before the notebooks "
@@ -208,7 +210,7 @@ def check_args(argv: list[str] | None = None) -> argparse.Namespace:
     installed: a bad one is one line on stderr and exit status 2, as argparse's own errors."""
     args = parser().parse_args(argv)
     try:
-        args.overrides = parse_set(args.set)
+        args.overrides = {**({"preset": args.preset} if args.preset else {}), **parse_set(args.set)}
         args.profile_obj = get_profile(args.profile, args.overrides)
         if args.jobs < 1:
             raise ValueError(f"--jobs must be ≥ 1, got {args.jobs}")

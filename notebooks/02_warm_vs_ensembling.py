@@ -336,7 +336,7 @@ if ood.p_label is not None:  # beside it, against the annotators' expected prefe
 
 # %%
 val = pl.comparisons["validation"]
-proxy = BagOfWordsProxy.fit_pairs(pl.comparisons["train"], l2=P.world_check.l2)
+proxy = BagOfWordsProxy.fit_pairs(rms.train_pairs(0.0), l2=P.world_check.l2)
 bow = proxy.correct(val)
 idv = rms.eval_sets(0.0)["ID val"]
 clean = np.stack([np.stack([rms.correct(rms.scores(rms.state(cfg), idv), idv) - bow

@@ -2,7 +2,9 @@ import pytest
 
 import lib.config
 from lib.config import results_dir
-from lib.profiles import PROFILES, get_profile
+from lib.pipeline import Pipeline
+from lib.profiles import PRESETS, PROFILES, get_profile
+from lib.runner import check_args
 
 
 def test_profiles_exist():
@@ -43,6 +45,8 @@ def test_smoke_results_never_go_to_committed_results(monkeypatch, tmp_path):
                                 r"blocks, 2400 posts\) asks for more posts than the training pairs have \(2200"),
     ({"pairs.ood_policy": "rl"}, r"unknown pairs.ood_policy 'rl'; valid: pretrain, sft"),
     ({"rm.corrupt_epochs": 0}, r"rm.corrupt_epochs must be positive or None, got 0"),
+    ({"rm.clean_posts": 0}, r"rm.clean_posts must be ≥ 1 or None, got 0"),
+    ({"rm.clean_posts": 2300}, r"rm.clean_posts = 2300 asks for more posts than the training pairs have \(2200"),
     ({"rm.ema_mu": 0.0}, r"rm.ema_mu must be in \(0, 1\] \(1: no EMA\), got 0.0"),
     ({"rm.ema_mu": 1.5}, r"rm.ema_mu must be in \(0, 1\]"),
     ({"rm.mode": "lora"}, r"rm.ema_mu = 0.03 \(an EMA of each RM's weights\) needs rm.mode 'full', got 'lora'"),
@@ -84,3 +88,21 @@ def test_a_bad_override_is_one_line_naming_the_key(overrides, message):
 
 def test_json_lists_become_tuples():
     assert get_profile("default", {"rm.lrs": [1e-4, 3e-4]}).rm.lrs == (1e-4, 3e-4)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_preset_is_its_overrides_from_every_entry_point_and_in_every_key_it_shapes(name):
+    profile = get_profile("default", PRESETS[name])
+    assert profile != PROFILES["default"]
+    assert get_profile("default", {"preset": name}) == profile  # the notebooks' `overrides`
+    assert check_args(["--preset", name]).profile_obj == profile  # run_all.sh (and the probe's flag)
+    assert check_args(["--set", f"preset={name}"]).profile_obj == profile
+    keys = [(Pipeline(p).world_key, Pipeline(p).pretrain_key, Pipeline(p).comparisons_key)
+            for p in (PROFILES["default"], profile)]
+    assert all(a != b for a, b in zip(*keys))  # its stages are cached apart from the profile's own
+
+
+def test_overrides_beside_a_preset_win_over_its_keys():
+    key, value = next(iter(PRESETS["premises"].items()))
+    other = 0.25 if value != 0.25 else 0.5
+    assert get_profile("default", {"preset": "premises", key: other}) == get_profile("default", {key: other})

@@ -173,3 +173,29 @@ def test_members_are_ranked_on_one_split_alone(rank_on, scored):
         assert not set(ood.clusters[list(ranked_rows)]) & set(scored_half.clusters)  # whole prompts apart
     with pytest.raises(ValueError, match="unknown rm.rank_on 'train'"):
         RMPoolConfig(rank_on="train")
+
+
+def test_a_candidates_whole_run_is_projected_from_the_committed_runs_waves():
+    from benchmarks.substrate_probe import RUN_TIMES, criteria, projected_minutes
+
+    measured = {"whole": 5000.0, "prepare": 600.0, "rms": 2000.0}
+    bench = [{"name": RUN_TIMES[k], "ours": v, "profile": "default"} for k, v in measured.items()]
+    base = {"profile": "default", "seconds": {"prepare": 300.0, "RM 0": 60.0, "RM 1": 80.0},
+            "plan": {"RM stages": 40}}
+    assert projected_minutes(base, base, bench) == pytest.approx(5000 / 60)  # the baseline: the run as measured
+    slower_prepare = {**base, "seconds": {**base["seconds"], "prepare": 450.0}}
+    assert projected_minutes(slower_prepare, base, bench) == pytest.approx((5000 + 300) / 60)
+    more_rms = {**base, "plan": {"RM stages": 60}}  # half as many RM stages again: half the RM wave again
+    assert projected_minutes(more_rms, base, bench) == pytest.approx((5000 + 1000) / 60)
+    faster_rms = {**base, "seconds": {**base["seconds"], "RM 0": 30.0, "RM 1": 40.0}}
+    assert projected_minutes(faster_rms, base, bench) == pytest.approx((5000 - 1000) / 60)
+    assert projected_minutes(base, base, [b for b in bench if b["name"] != RUN_TIMES["rms"]]) is None
+    assert projected_minutes({**base, "profile": "smoke"}, {**base, "profile": "smoke"}, bench) is None
+    import json
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).parents[1] / "docs" / "substrate-rows.jsonl").read_text().splitlines()[0])
+    late = {**recorded, "seconds": {**recorded["seconds"], "prepare": 4 * recorded["seconds"]["prepare"]}}
+    assert criteria(recorded, recorded, bench)["projected run, min (≤ 90)"] == "83 ✓"  # 5,000 s
+    assert criteria(late, recorded, bench)["projected run, min (≤ 90)"] == "113 ✗"  # + 3 × 600 s
+    assert criteria(recorded)["projected run, min (≤ 90)"] == "—"  # no baseline or run times given

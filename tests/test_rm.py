@@ -395,6 +395,21 @@ def test_corrupt_pools_train_on_disjoint_blocks_of_posts_for_their_own_epochs(rm
     # a pool's training pair set: its own block with corrupt labels, every post when clean or unblocked
     assert (sub.pool_split(0.25, 1), sub.pool_split(0.0, 1)) == ("train-0.25-b1", "train-0.0")
     assert every.pool_split(0.25, 1) == "train-0.25"
+    assert sub.train_pairs(0.0)["post_id"] == train["post_id"]
     with pytest.raises(ValueError, match=r"rm.corrupt_posts = 40 for each of rm.n_seeds = 2 corrupt pools "
                                          r"\(disjoint blocks, 80 posts\) asks for more posts"):
         Pipeline("smoke", {**FAST, "rm.corrupt_posts": 40}, cache=rms.pl.cache)
+
+
+def test_clean_pools_share_the_first_clean_posts_for_their_epochs_and_their_keys_say_so(rms):
+    n_posts, epochs = 15, 3.0
+    sub = RewardModels(Pipeline("smoke", {**FAST, "rm.clean_posts": n_posts, "rm.epochs": epochs},
+                                cache=rms.pl.cache))
+    posts = list(dict.fromkeys(rms.pl.comparisons["train"]["post_id"]))
+    for pool in range(sub.cfg.n_seeds):  # every clean pool reads the same posts, as WARM's members do
+        assert sub.pool_split(0.0, pool) == "train-0.0-b0"
+        assert list(dict.fromkeys(sub.train_pairs(0.0)["post_id"])) == posts[:n_posts]
+    assert sub.rm_key(sub.member(0))["train_posts"] == (0, n_posts) and rms.rm_key(rms.member(0))["train_posts"] is None
+    assert sub.member(0).steps == round(epochs * n_posts / sub.cfg.batch_size)
+    assert sub.pool_split(0.25, 1) == rms.pool_split(0.25, 1)  # the corrupt pools keep their own blocks
+    assert sub.eval_sets(0.0)["train-clean"].rows.size == len(sub.train_pairs(0.0))
