@@ -138,8 +138,18 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
 
 
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-PREMISE_FIELDS = ("profile", "overrides", "seconds", "plan", "pairs", "accuracy", "ceiling", "premises", "lmc",
-                  "diagnostics", "single RM")
+PREMISE_FIELDS = ("profile", "overrides", "machine speed", "seconds", "prepare", "plan", "pairs", "accuracy",
+                  "ceiling", "premises", "lmc", "diagnostics", "single RM")
+
+
+def machine_speed(pl: Pipeline, repeats: int = 5) -> float:
+    """This machine's speed now, in GFLOP/s: the best of `repeats` runs of the profile model's
+    forward + backward micro-benchmark (`benchmarks.efficiency.peak`), taken before any stage, on
+    the probe's threads. Stage times measured on two machines compare as time × speed (work)."""
+    from benchmarks.efficiency import peak
+
+    with torch_threads(PREPARE_THREADS):
+        return round(max(peak(pl) for _ in range(repeats)), 1)
 
 
 def _build_one(profile: str, overrides: dict, job: int) -> float:
@@ -170,6 +180,12 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
         raise ValueError("the premise probe needs the synthetic world and on-policy pairs")
     rms = RewardModels(pl)
     members, control = rms.pool(0.0, 0), plans.premise_controls(rms)[0]
+    prepare = {"key": pl.cache.key("comparisons", pl.comparisons_key),  # what the prepare wave builds
+               "cached": pl.cache.load("comparisons", pl.comparisons_key) is not None}  # then its time is no measure
+    _ = pl.tokenizer  # the world and its tokenizer, a stage of prepare, which the micro-benchmark's model needs
+    timed = time.perf_counter()
+    speed = machine_speed(pl)
+    started += time.perf_counter() - timed  # the micro-benchmark is no stage: out of every stage time
     with torch_threads(PREPARE_THREADS):
         comps = pl.comparisons  # world, tokenizer, pre-training, SFT, pairs
         for cfg in [*members, control]:
@@ -237,7 +253,7 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
                              "RM − BoW proxy, ID (points)": _points(correct["ID val"][f"RM {i}"]["label"], bow,
                                                                      idv.clusters)}
     seconds["total"] = round(time.perf_counter() - started, 1)
-    return {"profile": profile, "overrides": overrides, "seconds": seconds,
+    return {"profile": profile, "overrides": overrides, "machine speed": speed, "seconds": seconds, "prepare": prepare,
             "plan": {"RM stages": n_rm_stages},
             "pairs": {"train": n_train, "ID val": len(idv), "OOD": len(ood)},
             "accuracy": accuracy,
@@ -262,13 +278,18 @@ RUN_TIMES = {"whole": "whole run wall time, fan-out + every notebook (in a run f
              "rms": "fan-out wave rms, every RM trained and scored (in a run from an empty cache)"}
 
 
-def projected_minutes(row: dict, baseline: dict, benchmarks: list[dict]) -> float | None:
+def projected_minutes(row: dict, baseline: dict, benchmarks: list[dict],
+                      measured_prepare: float | None = None) -> float | None:
     """The whole `default` run on `row`'s substrate, in minutes (None without that run's times):
     the committed run's measured time, with its prepare wave scaled by the row's prepare time over
     the baseline row's (the profile's own, probed on the same kind of machine) and its RM wave by
     the row's RM time, mean per member × the plan's RM stages, over the baseline's. The rest of the
     run (RL, WARP, the notebooks) is the same model doing the same work on either substrate, and is
-    kept as measured."""
+    kept as measured. A row whose prepare wave was read from the cache takes `measured_prepare`,
+    the time of a row that built the same wave (None without one). Rows that both record their
+    machine's speed compare as time × speed, so a baseline probed on a faster machine projects a
+    slower one's candidate fairly; a row records its speed where its baseline does not, or the
+    other way round: None."""
     ours = {b["name"]: b["ours"] for b in benchmarks if b.get("profile") == baseline["profile"]}
     if any(v not in ours for v in RUN_TIMES.values()):
         return None  # no measured run of that profile to project from
@@ -280,15 +301,24 @@ def projected_minutes(row: dict, baseline: dict, benchmarks: list[dict]) -> floa
 
     counts = [r.get("plan", {}).get("RM stages") for r in (row, baseline)]
     stages = counts[0] / counts[1] if None not in counts else 1.0  # rows from before the count: the same plan
-    scale_prepare = row["seconds"]["prepare"] / baseline["seconds"]["prepare"]
-    scale_rms = per_rm(row) / per_rm(baseline) * stages
+    prepare_s = measured_prepare if row.get("prepare", {}).get("cached") else row["seconds"]["prepare"]
+    if prepare_s is None:
+        return None  # the wave was cached and no row measured it
+    speeds = [r.get("machine speed") for r in (row, baseline)]
+    if (speeds[0] is None) != (speeds[1] is None):
+        return None  # one speed unknown: their times do not compare
+    machines = speeds[0] / speeds[1] if speeds[0] is not None else 1.0  # this row's machine over the baseline's
+    scale_prepare = prepare_s / baseline["seconds"]["prepare"] * machines
+    scale_rms = per_rm(row) / per_rm(baseline) * stages * machines
     return (whole + prepare * (scale_prepare - 1) + rms_wave * (scale_rms - 1)) / 60
 
 
-def criteria(row: dict, baseline: dict | None = None, benchmarks: list[dict] | None = None) -> dict[str, str]:
+def criteria(row: dict, baseline: dict | None = None, benchmarks: list[dict] | None = None,
+             measured_prepare: float | None = None) -> dict[str, str]:
     """The substrate search's pass/fail numbers of one probe row, each ✓ or ✗ on its point estimate
     (points, 95% interval): WARM's premises, the single-RM regime, the featurizer guide, the probe's
-    cost and, given the baseline row and the committed run's times, the projected whole run."""
+    cost and, given the baseline row and the committed run's times, the projected whole run
+    (`measured_prepare`: as in `projected_minutes`)."""
     prem, lmc, single = row["premises"], row["lmc"], row["single RM"]
     m = sum(name.startswith("RM ") for name in single)
     rms_ = [v for name, v in single.items() if name.startswith("RM ")]
@@ -310,7 +340,7 @@ def criteria(row: dict, baseline: dict | None = None, benchmarks: list[dict] | N
             "probe seconds": f"{row['seconds']['total']:.0f}",
             "projected run, min (≤ 90)": "—" if baseline is None or benchmarks is None else (
                 lambda t: "—" if t is None else f"{t:.0f} {'✓' if t <= 90 else '✗'}")(
-                projected_minutes(row, baseline, benchmarks))}
+                projected_minutes(row, baseline, benchmarks, measured_prepare))}
 
 
 def _commit() -> str:
@@ -333,18 +363,28 @@ def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, co
         torch.cuda.get_device_name(0)
     with open(rows, "a") as f:
         f.write(json.dumps({"label": label, "commit": commit, "machine": machine, **row}, ensure_ascii=False) + "\n")
+    render(rows, doc)
+
+
+def render(rows: Path = ROWS, doc: Path | None = None) -> None:
+    """Rewrite the table of `doc` (by default docs/substrate.md beside `rows`) from every row of `rows`."""
     doc = doc or rows.with_name("substrate.md")
     recorded = [json.loads(line) for line in rows.read_text().splitlines() if line.strip()]
     bench = ROOT / "results" / "benchmarks.json"
     benchmarks = json.loads(bench.read_text()) if bench.exists() else None
 
-    def baseline(r: dict) -> dict | None:  # the last row of the candidate's profile as it is
-        own = [b for b in recorded if b["profile"] == r["profile"] and not b["overrides"]]
+    def baseline(r: dict) -> dict | None:  # the last row of the candidate's profile as it is, speeds alike
+        own = [b for b in recorded if b["profile"] == r["profile"] and not b["overrides"]
+               and ("machine speed" in b) == ("machine speed" in r)]
         return own[-1] if own else None
 
+    built = {}  # prepare wave → the first time a row measured it (a cached wave's time is no measure)
+    for r in recorded:
+        if "prepare" in r and not r["prepare"]["cached"]:
+            built.setdefault(r["prepare"]["key"], r["seconds"]["prepare"])
     table = [{"candidate": r["label"], "profile and overrides": ", ".join(
         [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]),
-        **criteria(r, baseline(r), benchmarks),
+        **criteria(r, baseline(r), benchmarks, built.get(r.get("prepare", {}).get("key"))),
         "machine": r.get("machine", ""), "commit": r["commit"]} for r in recorded]
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(str(v) for v in t.values()) + " |" for t in table]

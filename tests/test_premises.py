@@ -1,6 +1,9 @@
 """The measurements behind WARM's premises: accuracy against the annotators rather than one draw
 of labels, how much the members' errors overlap, and the geometry of their weights."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -191,11 +194,36 @@ def test_a_candidates_whole_run_is_projected_from_the_committed_runs_waves():
     assert projected_minutes(faster_rms, base, bench) == pytest.approx((5000 - 1000) / 60)
     assert projected_minutes(base, base, [b for b in bench if b["name"] != RUN_TIMES["rms"]]) is None
     assert projected_minutes({**base, "profile": "smoke"}, {**base, "profile": "smoke"}, bench) is None
-    import json
-    from pathlib import Path
-
+    cached = {**slower_prepare, "prepare": {"key": "comparisons-0", "cached": True}}  # its 450 s: no measure
+    assert projected_minutes(cached, base, bench) is None
+    assert projected_minutes(cached, base, bench, measured_prepare=300.0) == pytest.approx(5000 / 60)
+    fast, slow = {**base, "machine speed": 120.0}, {**base, "machine speed": 80.0}  # the same work on two machines
+    slow_times = {**slow, "seconds": {k: 1.5 * v for k, v in base["seconds"].items()}}
+    assert projected_minutes(slow_times, fast, bench) == pytest.approx(5000 / 60)
+    assert projected_minutes(slow, fast, bench) == pytest.approx((5000 - 600 / 3 - 2000 / 3) / 60)
+    assert projected_minutes(slow, base, bench) is None  # one speed unknown
     recorded = json.loads((Path(__file__).parents[1] / "docs" / "substrate-rows.jsonl").read_text().splitlines()[0])
     late = {**recorded, "seconds": {**recorded["seconds"], "prepare": 4 * recorded["seconds"]["prepare"]}}
     assert criteria(recorded, recorded, bench)["projected run, min (≤ 90)"] == "83 ✓"  # 5,000 s
     assert criteria(late, recorded, bench)["projected run, min (≤ 90)"] == "113 ✗"  # + 3 × 600 s
     assert criteria(recorded)["projected run, min (≤ 90)"] == "—"  # no baseline or run times given
+
+
+def test_a_cached_prepare_takes_the_time_of_the_row_that_built_it(tmp_path):
+    from benchmarks.substrate_probe import PREMISE_FIELDS, TABLE, record
+
+    doc, rows = tmp_path / "substrate.md", tmp_path / "rows.jsonl"
+    doc.write_text(f"head\n{TABLE[0]}\n{TABLE[1]}\ntail\n")
+    first = json.loads((Path(__file__).parents[1] / "docs" / "substrate-rows.jsonl").read_text().splitlines()[0])
+    recorded = {k: v for k, v in first.items() if k in PREMISE_FIELDS}  # the probe's row, before its label
+    base = {**recorded, "prepare": {"key": "comparisons-a", "cached": False}}
+    built = {**base, "overrides": {"world.x": 1}, "prepare": {"key": "comparisons-b", "cached": False},
+             "seconds": {**base["seconds"], "prepare": 2 * base["seconds"]["prepare"]}}
+    reread = {**built, "overrides": {"world.x": 1, "rm.y": 2}, "prepare": {"key": "comparisons-b", "cached": True},
+              "seconds": {**base["seconds"], "prepare": 3.0}}
+    orphan = {**reread, "prepare": {"key": "comparisons-c", "cached": True}}
+    for row in (base, built, reread, orphan):
+        record(row, "row", rows=rows, doc=doc, commit="abc")
+    column = [line.split(" | ")[-3] for line in doc.read_text().splitlines() if line.startswith("| row")]
+    assert column[1] == column[2] != column[0]  # the cached row projects as the row that built its wave
+    assert column[3] == "—"  # no row measured its wave
