@@ -178,14 +178,14 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
     pl = Pipeline(profile, overrides)
     if pl.profile.world.source != "synthetic" or pl.profile.pairs.source != "policy":
         raise ValueError("the premise probe needs the synthetic world and on-policy pairs")
-    rms = RewardModels(pl)
-    members, control = rms.pool(0.0, 0), plans.premise_controls(rms)[0]
     prepare = {"key": pl.cache.key("comparisons", pl.comparisons_key),  # what the prepare wave builds
                "cached": pl.cache.load("comparisons", pl.comparisons_key) is not None}  # then its time is no measure
     _ = pl.tokenizer  # the world and its tokenizer, a stage of prepare, which the micro-benchmark's model needs
     timed = time.perf_counter()
     speed = machine_speed(pl)
     started += time.perf_counter() - timed  # the micro-benchmark is no stage: out of every stage time
+    rms = RewardModels(pl)  # its pool reads the pairs: what follows builds them
+    members, control = rms.pool(0.0, 0), plans.premise_controls(rms)[0]
     with torch_threads(PREPARE_THREADS):
         comps = pl.comparisons  # world, tokenizer, pre-training, SFT, pairs
         for cfg in [*members, control]:
@@ -352,13 +352,14 @@ def _commit() -> str:
 
 def record(row: dict, label: str, rows: Path = ROWS, doc: Path | None = None, commit: str | None = None) -> None:
     """Append a probe row, named `label` and stamped with the commit it ran on (by default the
-    checkout's), to `rows`, and rewrite the table of `doc` (docs/substrate.md) from every row."""
+    checkout's, marked where its code differs from it), to `rows`, and rewrite the table of `doc`
+    (docs/substrate.md) from every row."""
     import subprocess
 
+    changed = ["git", "status", "--porcelain", "--untracked-files=no", "lib", "benchmarks"]
+    if commit is None and subprocess.run(changed, cwd=ROOT, capture_output=True, text=True).stdout.strip():
+        commit = _commit() + "+changes"  # the code differed from the commit: say so
     commit = commit or _commit()
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "lib", "benchmarks"], cwd=ROOT,
-                      capture_output=True, text=True).stdout.strip():
-        commit += "+changes"  # the code differed from the commit: say so
     machine = f"{torch.backends.cpu.get_cpu_capability()} CPU" if not torch.cuda.is_available() else \
         torch.cuda.get_device_name(0)
     with open(rows, "a") as f:
@@ -378,13 +379,21 @@ def render(rows: Path = ROWS, doc: Path | None = None) -> None:
                and ("machine speed" in b) == ("machine speed" in r)]
         return own[-1] if own else None
 
-    built = {}  # prepare wave → the first time a row measured it (a cached wave's time is no measure)
+    built = {}  # prepare wave → the first row that measured it (a cached wave's time is no measure)
     for r in recorded:
         if "prepare" in r and not r["prepare"]["cached"]:
-            built.setdefault(r["prepare"]["key"], r["seconds"]["prepare"])
+            built.setdefault(r["prepare"]["key"], r)
+
+    def measured_prepare(r: dict) -> float | None:  # that row's prepare time, on r's machine
+        by = built.get(r.get("prepare", {}).get("key"))
+        speeds = (r.get("machine speed"), by and by.get("machine speed"))
+        if by is None or (speeds[0] is None) != (speeds[1] is None):
+            return None
+        return by["seconds"]["prepare"] * (speeds[1] / speeds[0] if speeds[0] is not None else 1.0)
+
     table = [{"candidate": r["label"], "profile and overrides": ", ".join(
         [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]),
-        **criteria(r, baseline(r), benchmarks, built.get(r.get("prepare", {}).get("key"))),
+        **criteria(r, baseline(r), benchmarks, measured_prepare(r)),
         "machine": r.get("machine", ""), "commit": r["commit"]} for r in recorded]
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(str(v) for v in t.values()) + " |" for t in table]

@@ -178,6 +178,8 @@ def test_the_premise_probe_writes_every_field_on_smoke(smoke_run, tmp_path, monk
 
     _, root = smoke_run
     shutil.copytree(root / "cache", tmp_path / "cache")
+    for pairs in (tmp_path / "cache").glob("*/comparisons-*"):
+        shutil.rmtree(pairs)  # the probe builds the pairs again: its prepare time is a measurement
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "row.json"
     substrate_probe.main(["--premises", "--profile", "smoke", "--jobs", "1", "--json", str(out)])
@@ -194,6 +196,8 @@ def test_the_premise_probe_writes_every_field_on_smoke(smoke_run, tmp_path, monk
     assert set(row["lmc"]) >= {"λ", "WA", "ENS", "diag", "WA − ENS at λ=0.5", "WA − diag, mean over interior λ"}
     assert {f"RM {i}" for i in range(m)} <= set(row["single RM"]) and "BoW proxy" in row["single RM"]
     assert {"prepare", "control", "total", *(f"RM {i}" for i in range(m))} <= set(row["seconds"])
+    assert row["prepare"]["cached"] is False and row["prepare"]["key"].startswith("comparisons-")
+    assert row["machine speed"] > 0
     assert 0.5 <= row["ceiling"]["OOD"] <= 1 and "residual correlation (SFT samples)" in row["diagnostics"]
     # recorded: a row of the rows file, and a line of the generated table under its label
     doc = tmp_path / "substrate.md"

@@ -227,3 +227,14 @@ def test_a_cached_prepare_takes_the_time_of_the_row_that_built_it(tmp_path):
     column = [line.split(" | ")[-3] for line in doc.read_text().splitlines() if line.startswith("| row")]
     assert column[1] == column[2] != column[0]  # the cached row projects as the row that built its wave
     assert column[3] == "—"  # no row measured its wave
+    # on machines of recorded speed: a cached row on a machine half as fast, its RMs taking twice the
+    # time, is the same work as the row that built its wave
+    fast = {"machine speed": 100.0, "prepare": {"key": "comparisons-s", "cached": False}}
+    slow = {**reread, "machine speed": 50.0, "prepare": {"key": "comparisons-s", "cached": True},
+            "seconds": {k: (2 * v if k.startswith("RM ") else v) for k, v in reread["seconds"].items()}}
+    for row in ({**base, **fast, "prepare": {"key": "comparisons-r", "cached": False}}, {**built, **fast}, slow,
+                {**slow, "machine speed": None}):
+        record({k: v for k, v in row.items() if v is not None}, "sped", rows=rows, doc=doc, commit="abc")
+    column = [line.split(" | ")[-3] for line in doc.read_text().splitlines() if line.startswith("| sped")]
+    assert column[1] == column[2] != column[0] and column[1] != "—"
+    assert column[3] == "—"  # its own speed unknown, the wave's known
