@@ -379,17 +379,16 @@ def render(rows: Path = ROWS, doc: Path | None = None) -> None:
                and ("machine speed" in b) == ("machine speed" in r)]
         return own[-1] if own else None
 
-    built = {}  # prepare wave → the first row that measured it (a cached wave's time is no measure)
+    built = {}  # (prepare wave, speed recorded?) → the first such row that measured it (a cached one did not)
     for r in recorded:
         if "prepare" in r and not r["prepare"]["cached"]:
-            built.setdefault(r["prepare"]["key"], r)
+            built.setdefault((r["prepare"]["key"], "machine speed" in r), r)
 
     def measured_prepare(r: dict) -> float | None:  # that row's prepare time, on r's machine
-        by = built.get(r.get("prepare", {}).get("key"))
-        speeds = (r.get("machine speed"), by and by.get("machine speed"))
-        if by is None or (speeds[0] is None) != (speeds[1] is None):
+        by = built.get((r.get("prepare", {}).get("key"), "machine speed" in r))
+        if by is None:
             return None
-        return by["seconds"]["prepare"] * (speeds[1] / speeds[0] if speeds[0] is not None else 1.0)
+        return by["seconds"]["prepare"] * (by["machine speed"] / r["machine speed"] if "machine speed" in r else 1.0)
 
     table = [{"candidate": r["label"], "profile and overrides": ", ".join(
         [f"`{r['profile']}`", *(f"`{k}={v}`" for k, v in r["overrides"].items())]),

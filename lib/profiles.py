@@ -110,9 +110,10 @@ PROFILES: dict[str, Profile] = {
 # Named sets of overrides, applied by `get_profile` where the overrides name one (`"preset": NAME`;
 # `run_all.sh --preset NAME`, `benchmarks.substrate_probe --preset NAME`), before any other key.
 # "premises": the substrate search's chosen candidate, where WARM's premises are measured to hold
-# best (docs/substrate.md: its row, and what each of its levers bought).
+# best: readers' replies after every TL;DR of the web, each naming the summary's flaws
+# (docs/substrate.md: its row, what each lever bought, and the criterion it still fails).
 PRESETS: dict[str, dict[str, Any]] = {
-    "premises": {"world.pretrain_reply_fraction": 1.0},
+    "premises": {"world.pretrain_reply_fraction": 1.0, "world.pretrain_reply_generic": 0.0},
 }
 
 
