@@ -49,11 +49,10 @@ from lib.evaluate import best_of_n, label_ceiling, within_prompt_pearson
 from lib.fanout import rm_jobs
 from lib.merge import weight_average
 from lib.pipeline import Pipeline
-from lib.profiles import get_profile
+from lib.profiles import get_profile, parse_set
 from lib.proxy import BagOfWordsProxy
 from lib.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
 from lib.rm_pool import RewardModels
-from lib.runner import parse_set
 from lib.sampling import sample_summaries
 from lib.stats import bootstrap
 

@@ -41,10 +41,9 @@ from . import plans
 from .cache import torch_threads
 from .config import PREPARE_THREADS, cache_dir
 from .pipeline import Pipeline
-from .profiles import get_profile
+from .profiles import get_profile, parse_set
 from .rl_runs import RLRuns
 from .rm_pool import RewardModels
-from .runner import parse_set
 from .warp import merge_iteration
 
 
@@ -91,9 +90,6 @@ def warp2_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:
 
 
 JOBS = {"rms": rm_jobs, "rl": rl_jobs, "warp2": warp2_jobs}
-WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
-         "rms": "every RM trained and scored", "rl": "notebook 04's and WARP's first RL runs",
-         "warp2": "WARP's second iteration"}  # what each wave builds, as its benchmark row says
 
 
 def prepare(pl: Pipeline) -> None:

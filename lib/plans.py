@@ -9,6 +9,11 @@ from .config import RLConfig
 from .rm import RMConfig
 from .warp import run_seed
 
+# The fan-out's waves (`lib.fanout`), in build order, and what each builds, as its benchmark row says.
+WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
+         "rms": "every RM trained and scored", "rl": "notebook 04's and WARP's first RL runs",
+         "warp2": "WARP's second iteration"}
+
 
 @dataclass(frozen=True)
 class Run:

@@ -139,6 +139,21 @@ def _valid_keys(obj: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+def parse_set(items: list[str]) -> dict:
+    """`--set key=value` pairs as overrides; each value is JSON (a number, a list, a string in
+    quotes) or, failing that, a plain string."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes key=value (e.g. --set rm.epochs=3), got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
     """Overrides as given to a notebook: a dict, or its JSON text (papermill, `run_all.sh --set`)."""
     if overrides is None or overrides == "":

@@ -22,14 +22,14 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .config import ROOT, RUN_THREADS, cache_dir, results_dir
-from .profiles import PRESETS, PROFILES, get_profile
+from .profiles import PRESETS, PROFILES, get_profile, parse_set
 
 NOTEBOOKS = ROOT / "notebooks"
 # Wall-time targets in seconds (issues' "Targets") for a run that starts from an empty cache;
 # None where no target is set.
 TARGETS = {("smoke", "00"): 30, ("default", "all"): 3600}
 THREADS_PER_RUN = RUN_THREADS  # torch threads per run (fixed: see lib.config.RUN_THREADS)
-# The last fan-out wave (`lib.fanout.WAVES`, in build order) whose runs each notebook reads; every
+# The last fan-out wave (`lib.plans.WAVES`, in build order) whose runs each notebook reads; every
 # wave before it is needed too. `--only 04` builds what notebook 04 needs in parallel first,
 # rather than one run at a time inside the notebook.
 NEEDS = {"00": "prepare", "01": "rms", "02": "rms", "03": "rms", "04": "rl", "05": "warp2"}
@@ -41,7 +41,7 @@ AFTER = {"03": "00"}
 def waves_for(numbers: list[str]) -> tuple[str, ...]:
     """The fan-out waves the notebooks `numbers` need, in build order (every wave for an unknown
     number, so a new notebook is never short of a run)."""
-    from .fanout import WAVES
+    from .plans import WAVES
 
     order = list(WAVES)
     last = max(order.index(NEEDS[n]) if n in NEEDS else len(order) - 1 for n in numbers)
@@ -58,21 +58,6 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
                              f"{', '.join(p.name[:2] for p in found)}")
         found = [p for p in found if p.name[:2] in only]
     return found
-
-
-def parse_set(items: list[str]) -> dict:
-    """`--set key=value` pairs as overrides; each value is JSON (a number, a list, a string in
-    quotes) or, failing that, a plain string."""
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set takes key=value (e.g. --set rm.epochs=3), got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 class _Prefixed:
@@ -259,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
               if partial else "") + "; only what is missing is built", flush=True)
     times: dict[str, float] = {}
     if args.jobs > 1:
-        from .fanout import WAVES, submit_waves
+        from .fanout import submit_waves
+        from .plans import WAVES
 
         start = time.perf_counter()
         needed = waves_for([nb.name[:2] for nb in selected])
