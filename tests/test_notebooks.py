@@ -88,6 +88,37 @@ def test_all_notebooks_execute_on_smoke(smoke_run):
 
 
 @pytest.mark.slow
+def test_the_smoke_cache_keys_are_the_recorded_ones(smoke_run):
+    """Every stage key of the smoke run is the one `tests/smoke_fingerprint.py --record` wrote:
+    a change meant to move no number (a re-layout, a rename) moves no key. Keys hash the config
+    and the versions only, so every machine computes the same ones."""
+    from smoke_fingerprint import FIXTURE, fingerprint
+
+    _, root = smoke_run
+    recorded = json.loads(FIXTURE.read_text())
+    found = fingerprint(root / "cache" / "smoke", root / "results")
+    assert [k for k in found["keys"] if k not in recorded["keys"]] == []
+    assert [k for k in recorded["keys"] if k not in found["keys"]] == []
+
+
+@pytest.mark.slow
+def test_the_smoke_claims_and_figures_are_the_recorded_ones(smoke_run):
+    """Every untimed smoke claim, its value, interval and verdict, and every untimed figure's
+    bytes are the recorded ones, on a machine whose float arithmetic is the recorder's."""
+    from smoke_fingerprint import FIXTURE, arithmetic, fingerprint
+
+    recorded = json.loads(FIXTURE.read_text())
+    if arithmetic() != recorded["arithmetic"]:
+        pytest.skip("this machine's float arithmetic differs from the recorder's: keys compared alone")
+    _, root = smoke_run
+    found = fingerprint(root / "cache" / "smoke", root / "results")
+    assert set(found["claims"]) == set(recorded["claims"])
+    assert [i for i, c in found["claims"].items() if c != recorded["claims"][i]] == []
+    assert set(found["figures"]) == set(recorded["figures"])
+    assert [f for f, h in found["figures"].items() if h != recorded["figures"][f]] == []
+
+
+@pytest.mark.slow
 def test_a_successful_run_prints_no_noise(smoke_run):
     """What a successful run prints is read by people: no kernel tracebacks or interrupts, no
     'None' standing for a number, no signed zero, no replacement characters."""
@@ -300,3 +331,16 @@ def test_bad_arguments_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as err:
         runner.check_args(argv)
     assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_arithmetic_checksum_repeats_and_sees_a_changed_weight(monkeypatch):
+    """The checksum that decides whether claims are compared: the same twice on one machine, and
+    another one when every weight of the pass is off by one part in a million."""
+    import torch
+    from smoke_fingerprint import arithmetic
+
+    first = arithmetic()
+    assert first == arithmetic() and len(first) == 64
+    linear = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda x, w, b=None: linear(x, w * (1 + 1e-6), b))
+    assert arithmetic() != first
