@@ -43,7 +43,6 @@ import lib.data as D
 from lib import plans
 from lib import world as W
 from lib.analysis import member_diagnostics, term_weights
-from lib.cache import torch_threads
 from lib.config import PREPARE_THREADS, ROOT, RUN_THREADS, SamplingConfig
 from lib.evaluate import best_of_n, label_ceiling, within_prompt_pearson
 from lib.fanout import rm_jobs
@@ -55,6 +54,7 @@ from lib.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_mod
 from lib.rm_pool import RewardModels
 from lib.sampling import sample_summaries
 from lib.stats import bootstrap
+from lib.threads import torch_threads
 
 NS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

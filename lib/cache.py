@@ -19,8 +19,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,14 +195,3 @@ class ArtifactCache:
     def clear(self) -> None:
         """Delete every artifact under the root (`run_all.sh --fresh`)."""
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` torch threads, then restore the previous count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -38,12 +38,12 @@ from typing import Any
 import submitit
 
 from . import plans
-from .cache import torch_threads
 from .config import PREPARE_THREADS, cache_dir
 from .pipeline import Pipeline
 from .profiles import get_profile, parse_set
 from .rl_runs import RLRuns
 from .rm_pool import RewardModels
+from .threads import torch_threads
 from .warp import merge_iteration
 
 

@@ -1,5 +1,6 @@
-"""Weight averaging on state dicts (`dict[str, torch.Tensor]`): WA, task vectors, SLERP, LITI; and
-the exponential moving average of a model's weights along its training (`Ema`).
+"""Weight averaging on state dicts (`dict[str, torch.Tensor]`): WA, task vectors, SLERP, LITI.
+WARP's merge of its runs is `lib.warp.merge_policies`; the moving average of a model's weights
+along its training is `lib.ema.Ema`.
 
 - WARM: θ_WA = Σ_i w_i θ_i (uniform by default).
 - WARP: task vectors δ_i = θ_i − θ_init are merged by spherical interpolation,
@@ -14,17 +15,12 @@ and return tensors in the inputs' dtype.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import re
 from collections.abc import Callable, Sequence
 
 import torch
-from transformers import PreTrainedModel
-
-from .config import WARPConfig
-from .lora import is_peft, lora_merged_state_dict, merged_lora_weights, plain_model_like
 
 StateDict = dict[str, torch.Tensor]
 
@@ -184,77 +180,3 @@ def angle_deg(delta_a: StateDict, delta_b: StateDict) -> float:
     if na == 0.0 or nb == 0.0:
         return float("nan")
     return math.degrees(math.acos(max(-1.0, min(1.0, dot / (na * nb)))))
-
-
-def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARPConfig) -> StateDict:
-    """WARP's Stage 2 on full weights: the merge of `thetas`' task vectors w.r.t. `theta_init`.
-
-    - "slerp", M = 2: `lib.merge.slerp(θ_init, θ_1, θ_2, λ = cfg.lam)`;
-    - "slerp", M > 2: the paper's recursive rule, slerp_M = slerp(θ_init, slerp_{M−1}, θ_M,
-      λ = 1/M) (`lib.merge.slerp_many`). It is *not* a uniform 1/M weighting: three orthogonal
-      unit task vectors get the coefficients (0.61, 0.61, 0.50), and the result depends on the
-      order of the runs (the paper: "not associative");
-    - "lerp": the uniform average of the models, θ_init + mean_m δ_m.
-
-    SLERP's angles are taken per tensor, per transformer layer or over the whole flattened task
-    vector (`cfg.angles`). One model is returned as is (a copy).
-    """
-    thetas = list(thetas)
-    if not thetas:
-        raise ValueError("merge_policies needs at least one policy")
-    if len(thetas) == 1:
-        return {k: v.clone() for k, v in thetas[0].items()}
-    if cfg.merge == "lerp":
-        return weight_average(thetas)
-    angles = {"per_tensor": cfg.angles != "global", "group": layer_group if cfg.angles == "layer" else None}
-    if len(thetas) == 2:
-        return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, **angles)
-    return slerp_many(theta_init, thetas, **angles)
-
-
-# ---- the EMA of a model's weights along training ------------------------------------------------
-
-class Ema:
-    """An exponential moving average of a model's weights, θ_ema ← (1−μ)·θ_ema + μ·θ after every
-    optimizer step, from θ_ema = θ_0: WARP's KL anchor for RL policies (`RLConfig.anchor`), and the
-    weights a reward model keeps (`RMConfig.ema_mu`). `model` carries the averaged weights.
-
-    Full models: a frozen copy whose floating parameters are moved towards the trained model's.
-    LoRA models (policies): a plain float32 model carrying the merged weights (W + B·A·scale),
-    whose adapted layers track the EMA of the trained model's *merged* weights (the base W is frozen,
-    so this is W + EMA(B·A·scale); an EMA of A and B separately would not be). For QLoRA the base
-    is the dequantized NF4 weight, so the anchor computes in float32 with the same W.
-    """
-
-    def __init__(self, trained: PreTrainedModel, mu: float):
-        self.mu, self.lora = mu, is_peft(trained)
-        if self.lora:
-            self.model = plain_model_like(trained, lora_merged_state_dict(trained))
-            keys = list(merged_lora_weights(trained))
-        else:
-            self.model = copy.deepcopy(trained).requires_grad_(False).eval()
-            keys = [n for n, p in self.model.named_parameters() if p.is_floating_point()]
-        params = dict(self.model.named_parameters())
-        self.params = {k: params[k] for k in keys}
-
-    def targets(self, trained: PreTrainedModel) -> dict[str, torch.Tensor]:
-        """The weights of the trained model the EMA tracks (merged weights of adapted layers for LoRA)."""
-        if self.lora:
-            return merged_lora_weights(trained)
-        return {n: p.detach() for n, p in trained.named_parameters() if n in self.params}
-
-    @torch.no_grad()
-    def update(self, trained: PreTrainedModel) -> None:
-        targets = self.targets(trained)
-        keys = list(self.params)
-        torch._foreach_lerp_([self.params[k].data for k in keys], [targets[k] for k in keys], self.mu)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: p.detach().clone().contiguous() for k, p in self.params.items()}
-
-    @torch.no_grad()
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if set(state) != set(self.params):
-            raise ValueError("EMA state does not match the trained model's parameters")
-        for k, p in self.params.items():
-            p.data.copy_(state[k])

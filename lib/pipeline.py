@@ -18,12 +18,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import data as D
 from . import world as W
-from .cache import Artifact, ArtifactCache, torch_threads
+from .cache import Artifact, ArtifactCache
 from .config import PREPARE_THREADS, RUN_THREADS, Profile, SamplingConfig, cache_dir
 from .gold import ControlRM
 from .models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
 from .profiles import get_profile
 from .sampling import sample_summaries
+from .threads import torch_threads
 from .train import mean_loss, train_causal_lm
 
 datasets.disable_progress_bars()

@@ -40,8 +40,8 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import RLConfig
+from .ema import Ema
 from .lora import is_peft, lora_is_fresh, plain_model_like, wrap_lora
-from .merge import Ema
 from .models import is_4bit
 from .rl_state import restore, state_of, trainable_named_parameters
 from .sampling import position_ids_of, sample_batch, step_seed

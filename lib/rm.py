@@ -28,9 +28,9 @@ from transformers import (
 )
 
 from . import data as D
+from .ema import Ema
 from .evaluate import choice_accuracy, fit_bradley_terry
 from .lora import unwrapped
-from .merge import Ema
 
 MAX_GROUP = 8  # sequences packed in one row at most; a prompt with more spans several rows
 
@@ -364,7 +364,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
     fine-tuning ever falls below the probed head. The history keeps each value as returned under
     `eval_values` and its mean under `eval`.
 
-    With `cfg.ema_mu` < 1 the RM is the EMA of its weights (`lib.merge.Ema`): `eval_fn` and
+    With `cfg.ema_mu` < 1 the RM is the EMA of its weights (`lib.ema.Ema`): `eval_fn` and
     `on_checkpoint` see the EMA, and `model` ends with its weights."""
     rng = data_order_rng(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification, PreTrainedModel
 
 from . import data as D
-from .cache import Artifact, state_fingerprint, torch_threads
+from .cache import Artifact, state_fingerprint
 from .config import PREPARE_THREADS, RUN_THREADS
 from .evaluate import choice_correct, expected_correct
 from .lora import merged_state_dict
@@ -38,6 +38,7 @@ from .rm import (
     sequence_scores,
     train_reward_model,
 )
+from .threads import torch_threads
 
 # Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
 # 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup + cosine

@@ -27,12 +27,38 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .config import SEED_STRIDE, WARPConfig
-from .merge import angle_deg, global_norm, liti, merge_policies, task_vector
+from .merge import StateDict, angle_deg, global_norm, layer_group, liti, slerp, slerp_many, task_vector, weight_average
 
 # train_run(iteration, m, init) -> {"start": weights the run started from, "theta": its final
 # weights, "history": its RL history, "key": a name for the cache (optional)}; `init` is None (the
 # SFT policy) or (key, weights) of the previous iteration's LITI model.
 TrainRun = Callable[[int, int, "tuple | None"], dict]
+
+
+def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARPConfig) -> StateDict:
+    """WARP's Stage 2 on full weights: the merge of `thetas`' task vectors w.r.t. `theta_init`.
+
+    - "slerp", M = 2: `lib.merge.slerp(θ_init, θ_1, θ_2, λ = cfg.lam)`;
+    - "slerp", M > 2: the paper's recursive rule, slerp_M = slerp(θ_init, slerp_{M−1}, θ_M,
+      λ = 1/M) (`lib.merge.slerp_many`). It is *not* a uniform 1/M weighting: three orthogonal
+      unit task vectors get the coefficients (0.61, 0.61, 0.50), and the result depends on the
+      order of the runs (the paper: "not associative");
+    - "lerp": the uniform average of the models, θ_init + mean_m δ_m.
+
+    SLERP's angles are taken per tensor, per transformer layer or over the whole flattened task
+    vector (`cfg.angles`). One model is returned as is (a copy).
+    """
+    thetas = list(thetas)
+    if not thetas:
+        raise ValueError("merge_policies needs at least one policy")
+    if len(thetas) == 1:
+        return {k: v.clone() for k, v in thetas[0].items()}
+    if cfg.merge == "lerp":
+        return weight_average(thetas)
+    angles = {"per_tensor": cfg.angles != "global", "group": layer_group if cfg.angles == "layer" else None}
+    if len(thetas) == 2:
+        return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, **angles)
+    return slerp_many(theta_init, thetas, **angles)
 
 
 def run_seed(base_seed: int, iteration: int, run: int) -> int:

@@ -7,8 +7,8 @@ from peft import LoraConfig, get_peft_model
 from toy import CFG, PROMPTS, letters
 
 from lib.config import RLConfig
+from lib.ema import Ema
 from lib.lora import lora_merged_state_dict, merged_state_dict, policy_for, policy_from_state
-from lib.merge import Ema
 from lib.models import save_model, tiny_llama
 from lib.rl import kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
 from lib.rl_state import load_rl_state, save_rl_state
