@@ -27,9 +27,9 @@ def arithmetic() -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    from lib.threads import torch_threads
+
+    with torch_threads(1):
         torch.manual_seed(0)
         model = LlamaForCausalLM(LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64,
                                              num_hidden_layers=2, num_attention_heads=4,
@@ -42,8 +42,6 @@ def arithmetic() -> str:
         for p in model.parameters():
             digest.update(p.grad.numpy().tobytes())
         return digest.hexdigest()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def fingerprint(cache: Path, results: Path) -> dict:
