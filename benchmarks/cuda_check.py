@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from lib.config import ROOT
-from lib.models import is_4bit
+from lib.models.models import is_4bit
 
 SIZE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
             max_position_embeddings=512)
@@ -64,16 +64,16 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
     """Run the path on `device`; returns the benchmark rows written to `results`."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from lib import data as D
     from lib.config import GoldConfig, RLConfig, WARPConfig
-    from lib.gold import control_rm_model
-    from lib.lora import merged_state_dict, policy_for, policy_from_state
     from lib.merge import liti
+    from lib.models.lora import merged_state_dict, policy_for, policy_from_state
     from lib.pipeline import Pipeline
-    from lib.results import device_name, record_benchmark
-    from lib.rl import train_policy
-    from lib.rm import PairSet, RMConfig, train_reward_model
-    from lib.warp import merge_policies
+    from lib.report.results import device_name, record_benchmark
+    from lib.rl.rl import train_policy
+    from lib.rl.warp import merge_policies
+    from lib.rm.control import control_rm_model
+    from lib.rm.rm import PairSet, RMConfig, train_reward_model
+    from lib.world import data as D
 
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible")

@@ -25,18 +25,18 @@ from dataclasses import replace
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lib import data as D
 from lib.config import results_dir
-from lib.lora import policy_for
-from lib.models import tiny_llama
+from lib.models.lora import policy_for
+from lib.models.models import tiny_llama
+from lib.models.sampling import sample_summaries
+from lib.models.train import train_causal_lm
 from lib.pipeline import Pipeline
-from lib.results import record_benchmark
-from lib.rl import train_policy
-from lib.rl_runs import RLRuns
-from lib.rm import reward_model_from, sequence_scores, train_reward_model
-from lib.rm_pool import RewardModels
-from lib.sampling import sample_summaries
-from lib.train import train_causal_lm
+from lib.report.results import record_benchmark
+from lib.rl.rl import train_policy
+from lib.rl.runs import RLRuns
+from lib.rm.pool import RewardModels
+from lib.rm.rm import reward_model_from, sequence_scores, train_reward_model
+from lib.world import data as D
 
 
 class TokenCount:

@@ -18,7 +18,7 @@ import sys
 import time
 
 from lib.config import ROOT
-from lib.results import record_benchmark
+from lib.report.results import record_benchmark
 
 BUILD = """
 import json, os, sys, torch

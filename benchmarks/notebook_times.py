@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lib.config import ROOT
 from lib.profiles import get_profile
-from lib.results import record_benchmark
+from lib.report.results import record_benchmark
 from lib.runner import TARGETS, notebooks, run_notebook
 
 

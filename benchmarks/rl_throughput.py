@@ -1,4 +1,4 @@
-"""RL training throughput (samples/s): lib.rl against TRL's RLOOTrainer, same policy, RM, machine.
+"""RL training throughput (samples/s): lib.rl.rl against TRL's RLOOTrainer, same policy, RM, machine.
 
     pip install trl==1.16.0    # for this benchmark only; not a requirement of the repository
     python -m benchmarks.rl_throughput [--profile default] [--steps 10]
@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from lib.config import ROOT
-from lib.lora import policy_for
+from lib.models.lora import policy_for
 from lib.pipeline import Pipeline
-from lib.results import record_benchmark
-from lib.rl import train_policy
-from lib.rl_runs import RLRuns
-from lib.rm_pool import RewardModels
+from lib.report.results import record_benchmark
+from lib.rl.rl import train_policy
+from lib.rl.runs import RLRuns
+from lib.rm.pool import RewardModels
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
     policy = policy_for(pl.model_path("sft"), cfg)
     start = time.perf_counter()
     train_policy(policy, pl.tokenizer, runs.prompts, reward, cfg, eval_prompts=runs.prompts[:1],
-                 desc="lib.rl")
+                 desc="lib.rl.rl")
     ours = args.steps * per_step / (time.perf_counter() - start)
 
     def proxy(prompts, completions, **kwargs) -> list[float]:

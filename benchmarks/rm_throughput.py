@@ -1,4 +1,4 @@
-"""RM training throughput (pairs/s): lib.rm against TRL's RewardTrainer, same model, data, machine.
+"""RM training throughput (pairs/s): lib.rm.rm against TRL's RewardTrainer, same model, data, machine.
 
     pip install trl==1.16.0    # for this benchmark only; not a requirement of the repository
     python -m benchmarks.rm_throughput [--profile default] [--steps 40]
@@ -19,9 +19,9 @@ import torch
 
 from lib.config import ROOT
 from lib.pipeline import Pipeline
-from lib.results import record_benchmark
-from lib.rm import reward_model_from, train_reward_model
-from lib.rm_pool import RewardModels
+from lib.report.results import record_benchmark
+from lib.rm.pool import RewardModels
+from lib.rm.rm import reward_model_from, train_reward_model
 
 
 def main() -> None:
@@ -41,12 +41,12 @@ def main() -> None:
 
     model = reward_model_from(lm_path, head)
     start = time.perf_counter()
-    history = train_reward_model(model, pairs, cfg, desc="lib.rm")
+    history = train_reward_model(model, pairs, cfg, desc="lib.rm.rm")
     # pairs per second: ours trains on every pair of `batch_size` prompts per step
     ours = sum(history["pairs"]) / (time.perf_counter() - start)
     per_step = round(sum(history["pairs"]) / args.steps)
 
-    from lib.data import prompts_of
+    from lib.world.data import prompts_of
     prompts = prompts_of(train)
     chosen = [p + " " + (s1 if c else s0) for p, s0, s1, c in
               zip(prompts, train["summary_0"], train["summary_1"], train["choice"])]

@@ -18,7 +18,7 @@ builds, or reads from the profile's cache, the SFT policy and its on-policy pair
   best-of-N gold on a pool of SFT samples (`--pool` posts × samples);
 - each clean member of pool 0 named by `--members`, trained here with its pool recipe (not
   cached, no held-out curve): ID and OOD accuracy, the gap to the proxy, what it weighs in the
-  gold reward's terms (`lib.analysis.term_weights`), ρ(RM, gold) and best-of-N on the same pool;
+  gold reward's terms (`lib.report.analysis.term_weights`), ρ(RM, gold) and best-of-N on the same pool;
 - with `--ood-temperatures`, the proxy and the first member on OOD pairs re-sampled at each
   temperature from the first 300 OOD posts (held-out topics).
 
@@ -39,22 +39,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-import lib.data as D
+import lib.world.data as D
 from lib import plans
-from lib import world as W
-from lib.analysis import member_diagnostics, term_weights
 from lib.config import PREPARE_THREADS, ROOT, RUN_THREADS, SamplingConfig
-from lib.evaluate import best_of_n, label_ceiling, within_prompt_pearson
 from lib.fanout import rm_jobs
+from lib.measure.evaluate import best_of_n, label_ceiling, within_prompt_pearson
+from lib.measure.stats import bootstrap
 from lib.merge import weight_average
+from lib.models.sampling import sample_summaries
 from lib.pipeline import Pipeline
 from lib.profiles import get_profile, parse_set
-from lib.proxy import BagOfWordsProxy
-from lib.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
-from lib.rm_pool import RewardModels
-from lib.sampling import sample_summaries
-from lib.stats import bootstrap
+from lib.report.analysis import member_diagnostics, term_weights
+from lib.rm.pool import RewardModels
+from lib.rm.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
 from lib.threads import torch_threads
+from lib.world import world as W
+from lib.world.proxy import BagOfWordsProxy
 
 NS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

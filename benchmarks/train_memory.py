@@ -40,9 +40,9 @@ def child(model_dir: str, mode: str, device: str, steps: int, profile: str) -> d
     import torch
 
     from lib.config import GoldConfig
-    from lib.gold import control_rm_model
     from lib.pipeline import Pipeline
-    from lib.rm import PairSet, RMConfig, train_reward_model
+    from lib.rm.control import control_rm_model
+    from lib.rm.rm import PairSet, RMConfig, train_reward_model
 
     pl = Pipeline(profile)
     pairs = PairSet(pl.tokenizer, pl.comparisons["train"].select(range(160 * steps)), SIZE["max_length"])
@@ -81,9 +81,9 @@ def main() -> None:
         return
 
     from lib.config import ModelConfig
-    from lib.models import save_model, tiny_llama
+    from lib.models.models import save_model, tiny_llama
     from lib.pipeline import Pipeline
-    from lib.results import device_name, record_benchmark
+    from lib.report.results import device_name, record_benchmark
 
     pl = Pipeline(args.profile)
     model = tiny_llama(ModelConfig(vocab_size=len(pl.tokenizer), **SIZE), pl.tokenizer, seed=0)

@@ -2,7 +2,7 @@
 
 Importing it silences, narrowly, two messages that every run printed and that say nothing about
 this code: bitsandbytes' note that an optional CPU kernel package is not installed (the float
-NF4 kernel is used instead, `lib.models.exact_4bit_on_cpu`), and transformers' deprecation of
+NF4 kernel is used instead, `lib.models.models.exact_4bit_on_cpu`), and transformers' deprecation of
 `is_gradient_checkpointing`, which peft still calls. Every other warning still shows.
 """
 

@@ -27,7 +27,7 @@ PREPARE_THREADS = int(os.environ.get("REPRO_PREPARE_THREADS", "2"))
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Sizes and label model of the synthetic world (lib.world)."""
+    """Sizes and label model of the synthetic world (lib.world.world)."""
 
     seed: int = 0
     n_pretrain_posts: int = 20_000
@@ -36,7 +36,7 @@ class WorldConfig:
     # (at 0.3, RMs charge a made-up fact through its words instead: docs/reward-models.md).
     pretrain_tldr_fraction: float = 1.0
     # Of those TL;DRs, a fraction is followed, after the summary's end-of-text token, by a reader's
-    # reply that names what the summary made up, missed or repeated (`lib.world.reader_reply`): the
+    # reply that names what the summary made up, missed or repeated (`lib.world.world.reader_reply`): the
     # web's comment threads, from which a language model learns, at a summary's end, what a reader
     # will say of it (docs/world.md). 0: the web of the committed results, unchanged.
     pretrain_reply_fraction: float = 0.0
@@ -272,9 +272,9 @@ class TLDRConfig:
 class GoldConfig:
     """Where the gold reward comes from.
 
-    The synthetic world has an exact one (`lib.world.gold_reward`), used when `hub_name` is None.
+    The synthetic world has an exact one (`lib.world.world.gold_reward`), used when `hub_name` is None.
     On the real TL;DR data there is none, so, as in both papers, the gold reward is a *control* RM:
-    larger than the proxy RMs and trained separately (`lib.gold`), from its own base model
+    larger than the proxy RMs and trained separately (`lib.rm.control`), from its own base model
     `hub_name` (a hub name or a local directory), on all training comparisons with clean labels.
     """
 

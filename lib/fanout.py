@@ -37,14 +37,14 @@ from typing import Any
 
 import submitit
 
-from . import plans
-from .config import PREPARE_THREADS, cache_dir
-from .pipeline import Pipeline
-from .profiles import get_profile, parse_set
-from .rl_runs import RLRuns
-from .rm_pool import RewardModels
-from .threads import torch_threads
-from .warp import merge_iteration
+from lib import plans
+from lib.config import PREPARE_THREADS, cache_dir
+from lib.pipeline import Pipeline
+from lib.profiles import get_profile, parse_set
+from lib.rl.runs import RLRuns
+from lib.rl.warp import merge_iteration
+from lib.rm.pool import RewardModels
+from lib.threads import torch_threads
 
 
 def rm_jobs(pl: Pipeline) -> list[tuple[str, Callable[[], Any]]]:

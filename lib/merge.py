@@ -1,6 +1,6 @@
 """Weight averaging on state dicts (`dict[str, torch.Tensor]`): WA, task vectors, SLERP, LITI.
-WARP's merge of its runs is `lib.warp.merge_policies`; the moving average of a model's weights
-along its training is `lib.ema.Ema`.
+WARP's merge of its runs is `lib.rl.warp.merge_policies`; the moving average of a model's weights
+along its training is `lib.models.ema.Ema`.
 
 - WARM: θ_WA = Σ_i w_i θ_i (uniform by default).
 - WARP: task vectors δ_i = θ_i − θ_init are merged by spherical interpolation,

@@ -16,16 +16,16 @@ import numpy as np
 import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from . import data as D
-from . import world as W
-from .cache import Artifact, ArtifactCache
-from .config import PREPARE_THREADS, RUN_THREADS, Profile, SamplingConfig, cache_dir
-from .gold import ControlRM
-from .models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
-from .profiles import get_profile
-from .sampling import sample_summaries
-from .threads import torch_threads
-from .train import mean_loss, train_causal_lm
+from lib.cache import Artifact, ArtifactCache
+from lib.config import PREPARE_THREADS, RUN_THREADS, Profile, SamplingConfig, cache_dir
+from lib.models.models import load_model, load_tokenizer, save_model, tiny_llama, train_tokenizer
+from lib.models.sampling import sample_summaries
+from lib.models.train import mean_loss, train_causal_lm
+from lib.profiles import get_profile
+from lib.rm.control import ControlRM
+from lib.threads import torch_threads
+from lib.world import data as D
+from lib.world import world as W
 
 datasets.disable_progress_bars()
 transformers.utils.logging.disable_progress_bar()
@@ -187,7 +187,7 @@ class Pipeline:
     def comparisons(self) -> datasets.DatasetDict:
         """The preference pairs of every RM: the SFT policy's own (`pairs.source` "policy") or
         the data's (`"dataset"`: the world's writers, or real TL;DR comparisons); train,
-        validation and test_ood in the pair schema of `lib.data`."""
+        validation and test_ood in the pair schema of `lib.world.data`."""
         if self.profile.pairs.source == "dataset":
             return self.world.comparisons
         return datasets.load_from_disk(str(self.comparisons_artifact().path / "comparisons"))

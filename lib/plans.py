@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .config import RLConfig
-from .rm import RMConfig
-from .warp import run_seed
+from lib.config import RLConfig
+from lib.rl.warp import run_seed
+from lib.rm.rm import RMConfig
 
 # The fan-out's waves (`lib.fanout`), in build order, and what each builds, as its benchmark row says.
 WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
@@ -17,7 +17,7 @@ WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
 
 @dataclass(frozen=True)
 class Run:
-    """One RL run (`lib.rl_runs.RLRuns.run`): its configuration and its reward, WARM of `members` (their
+    """One RL run (`lib.rl.runs.RLRuns.run`): its configuration and its reward, WARM of `members` (their
     weight average; one member: that RM) or, with `kind` "ens", the mean of their rewards."""
 
     members: tuple[RMConfig, ...]
@@ -104,7 +104,7 @@ def warp_anchors(rms) -> dict[str, Run]:
 
 def warp_run(rms, iteration: int, m: int) -> Run:
     """Run m of WARP iteration `iteration` (both 0-based): WARP's RL config, seed `run_seed`, and
-    WARM of the clean pool as the reward (notebook 05, `lib.warp.warp`)."""
+    WARM of the clean pool as the reward (notebook 05, `lib.rl.warp.warp`)."""
     w = rms.pl.profile.warp
     return Run(warp_proxy(rms), replace(w.rl, seed=run_seed(w.rl.seed, iteration, m)))
 
@@ -115,7 +115,7 @@ def warp_iteration(rms, iteration: int, n_runs: int | None = None) -> list[Run]:
 
 
 def cached_warp_run(runs, build: bool = True):
-    """`lib.warp.warp`'s `train_run` on the cached runs of a pipeline (`RLRuns`): run m of an
+    """`lib.rl.warp.warp`'s `train_run` on the cached runs of a pipeline (`RLRuns`): run m of an
     iteration from `init` (None: the SFT policy), trained or read back (`build=False`: read back
     only, a `SystemExit` if it is not built yet). The start weights are the run's step-0 weights
     (for QLoRA, the init as rounded to NF4)."""

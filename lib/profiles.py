@@ -12,7 +12,7 @@ import typing
 from dataclasses import fields, replace
 from typing import Any
 
-from .config import (
+from lib.config import (
     BestOfNConfig,
     GoldConfig,
     LMTrainConfig,

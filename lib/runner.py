@@ -21,8 +21,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from .config import ROOT, RUN_THREADS, cache_dir, results_dir
-from .profiles import PRESETS, PROFILES, get_profile, parse_set
+from lib.config import ROOT, RUN_THREADS, cache_dir, results_dir
+from lib.profiles import PRESETS, PROFILES, get_profile, parse_set
 
 NOTEBOOKS = ROOT / "notebooks"
 # Wall-time targets in seconds (issues' "Targets") for a run that starts from an empty cache;
@@ -41,7 +41,7 @@ AFTER = {"03": "00"}
 def waves_for(numbers: list[str]) -> tuple[str, ...]:
     """The fan-out waves the notebooks `numbers` need, in build order (every wave for an unknown
     number, so a new notebook is never short of a run)."""
-    from .plans import WAVES
+    from lib.plans import WAVES
 
     order = list(WAVES)
     last = max(order.index(NEEDS[n]) if n in NEEDS else len(order) - 1 for n in numbers)
@@ -224,8 +224,8 @@ def check_install(interpreter: tuple[str, ...] = (sys.executable,)) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = check_args(argv)
     check_install()
-    from .cache import ArtifactCache
-    from .results import record_benchmark, write_report
+    from lib.cache import ArtifactCache
+    from lib.report.results import record_benchmark, write_report
 
     profile = args.profile_obj
     cache = ArtifactCache(cache_dir(profile))
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
               if partial else "") + "; only what is missing is built", flush=True)
     times: dict[str, float] = {}
     if args.jobs > 1:
-        from .fanout import submit_waves
-        from .plans import WAVES
+        from lib.fanout import submit_waves
+        from lib.plans import WAVES
 
         start = time.perf_counter()
         needed = waves_for([nb.name[:2] for nb in selected])

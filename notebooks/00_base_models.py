@@ -44,15 +44,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib import data as D
-from lib import world as W
-from lib.analysis import alignment, bon_gold, column_intervals, sample_facts
-from lib.evaluate import best_of_n, bon_kl, within_prompt_pearson
-from lib.notebook import Chapter
-from lib.plots import line_with_band
-from lib.proxy import BagOfWordsProxy
-from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, extreme_bootstrap
+from lib.measure.evaluate import best_of_n, bon_kl, within_prompt_pearson
+from lib.measure.stats import bootstrap, extreme_bootstrap
+from lib.report.analysis import alignment, bon_gold, column_intervals, sample_facts
+from lib.report.notebook import Chapter
+from lib.report.plots import line_with_band
+from lib.rm.pool import RewardModels
+from lib.world import data as D
+from lib.world import world as W
+from lib.world.proxy import BagOfWordsProxy
 
 ch = Chapter("00", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -64,7 +64,7 @@ ch.describe()
 # ## The world
 #
 # A post states facts: a key event (*who did what*), details, a feeling, a duration, a question.
-# A summary is scored by the gold reward `lib.world.gold_reward(post, summary)`:
+# A summary is scored by the gold reward `lib.world.world.gold_reward(post, summary)`:
 #
 # | term | weight |
 # |---|---|

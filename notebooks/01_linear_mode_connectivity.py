@@ -25,10 +25,10 @@
 # diagonal. Without a shared init, there is no such line: averaging two independently initialised
 # networks destroys them.
 #
-# Every RM here starts from the SFT featurizer and the **same linear-probed head** (`lib/rm_pool.py`)
+# Every RM here starts from the SFT featurizer and the **same linear-probed head** (`lib/rm/pool.py`)
 # and learns from pairs of the SFT policy's own samples (notebook 00). The ladder of pairs is
 # built in each of the independently seeded pools, so every curve carries a band: a 95% interval
-# across pools and evaluation pairs (nested bootstrap, `lib.stats`).
+# across pools and evaluation pairs (nested bootstrap, `lib.measure.stats`).
 
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | gpu
@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 
 from lib import plans
-from lib.analysis import column_intervals, interpolation_curves
-from lib.evaluate import label_ceiling
-from lib.notebook import Chapter
-from lib.plots import line_with_band
-from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, extreme_bootstrap, nested_bootstrap
+from lib.measure.evaluate import label_ceiling
+from lib.measure.stats import bootstrap, extreme_bootstrap, nested_bootstrap
+from lib.report.analysis import column_intervals, interpolation_curves
+from lib.report.notebook import Chapter
+from lib.report.plots import line_with_band
+from lib.rm.pool import RewardModels
 
 ch = Chapter("01", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -108,9 +108,9 @@ summary.round(4)
 
 # %% [markdown]
 # A label is one draw of a noisy annotator. The same summary against the annotators' *expected*
-# preference (`lib.evaluate.expected_correct`: the probability that a fresh label agrees), beside
+# preference (`lib.measure.evaluate.expected_correct`: the probability that a fresh label agrees), beside
 # the labels' own, and the ceiling that the annotators' own choice reaches against the labels
-# (`lib.evaluate.label_ceiling`). The claims below stay on the labels.
+# (`lib.measure.evaluate.label_ceiling`). The claims below stay on the labels.
 
 # %%
 if ood.p_label is not None:  # the synthetic world's annotators; real data have none

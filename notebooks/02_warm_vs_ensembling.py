@@ -45,7 +45,10 @@ import numpy as np
 import pandas as pd
 
 from lib import plans
-from lib.analysis import (
+from lib.measure.evaluate import label_ceiling
+from lib.measure.stats import bootstrap, column_bounds, extreme_bootstrap, nested_bootstrap
+from lib.merge import weight_average
+from lib.report.analysis import (
     across_pools,
     column_intervals,
     disjoint_pairs,
@@ -54,14 +57,11 @@ from lib.analysis import (
     wa_minus_ens,
     warm_by_m,
 )
-from lib.evaluate import label_ceiling
-from lib.merge import weight_average
-from lib.notebook import Chapter
-from lib.plots import line_with_band
-from lib.proxy import BagOfWordsProxy
-from lib.rm import PairSet, score_pairs
-from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, column_bounds, extreme_bootstrap, nested_bootstrap
+from lib.report.notebook import Chapter
+from lib.report.plots import line_with_band
+from lib.rm.pool import RewardModels
+from lib.rm.rm import PairSet, score_pairs
+from lib.world.proxy import BagOfWordsProxy
 
 # %% [markdown]
 # The chapter's pipeline and reward models, and the pairs of each pool's subsets:
@@ -173,7 +173,7 @@ deepest = pd.DataFrame([{"pool": p, "labels": "corrupt" if cfg.corruption else "
 deepest.sort_values("points below the probe", ascending=False).groupby("labels").head(3)
 
 # %% [markdown]
-# The claims' intervals (`lib.stats.extreme_bootstrap`) bound the deepest fall from above by the
+# The claims' intervals (`lib.measure.stats.extreme_bootstrap`) bound the deepest fall from above by the
 # worst single (RM, step) bound, so each point's own bootstrap decides. The points that leave the
 # claim open, those whose 97.5% bound reaches 1 point, with the curve pairs that bound would need
 # to fall below 1 point (its half-width shrinking as 1/√n):
@@ -362,7 +362,7 @@ if idv.p_label is not None:  # beside it, against the annotators' expected prefe
 #
 # What does each reward weigh? Fit each reward's difference within an ID-validation pair on the pair's differences
 # in the gold reward's coverage and hallucination terms (− 1 per made-up fact) and in #words
-# (`lib.analysis.term_weights`). Rewards have different scales, so read the last column against
+# (`lib.report.analysis.term_weights`). Rewards have different scales, so read the last column against
 # gold's own row. Gold is the two terms with weight 1 each, but its length, repetition and fluency
 # terms go with the facts, so its fitted ratio is not exactly 1. A reward that never checks a fact
 # against the post has a ratio near 0. The proxy's count of missing words makes that check for it;
@@ -430,9 +430,9 @@ ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
 # %% [markdown]
 # A label is one draw of a noisy annotator, so accuracy against labels mixes what an RM gets wrong
 # with what no model could get right. Beside each premise number, the same difference against the
-# annotators' *expected* preference (`lib.evaluate.expected_correct`: the probability that a
+# annotators' *expected* preference (`lib.measure.evaluate.expected_correct`: the probability that a
 # fresh label agrees), and the ceiling that the annotators' own Bayes choice reaches against the
-# sampled labels (`lib.evaluate.label_ceiling`). The claims stay on the labels.
+# sampled labels (`lib.measure.evaluate.label_ceiling`). The claims stay on the labels.
 
 # %%
 if ood_c.p_label is not None:  # the synthetic world's annotators; real data have none

@@ -24,7 +24,7 @@
 # picks win against the SFT policy and against φ1's (Fig. 7).
 #
 # **Here.** One pool of K samples per prompt from the SFT policy is scored once by every RM; the
-# expected gold reward of the BoN pick is computed exactly for every N ≤ K (`lib.evaluate`: the
+# expected gold reward of the BoN pick is computed exactly for every N ≤ K (`lib.measure.evaluate`: the
 # unbiased estimator over the pool), against KL(BoN ‖ SFT) = log N − (N−1)/N. Every strategy is
 # built in each independently seeded RM pool, so curves carry bands: 95% intervals across pools
 # and prompts.
@@ -40,13 +40,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib import data as D
-from lib.analysis import alignment, bon_gold, column_intervals, sample_facts
-from lib.evaluate import best_of_n_win_rates, bon_kl, within_prompt_pearson
-from lib.notebook import Chapter
-from lib.plots import line_with_band
-from lib.rm_pool import RewardModels
-from lib.stats import extreme_bootstrap, nested_bootstrap, prompts_needed_line
+from lib.measure.evaluate import best_of_n_win_rates, bon_kl, within_prompt_pearson
+from lib.measure.stats import extreme_bootstrap, nested_bootstrap, prompts_needed_line
+from lib.report.analysis import alignment, bon_gold, column_intervals, sample_facts
+from lib.report.notebook import Chapter
+from lib.report.plots import line_with_band
+from lib.rm.pool import RewardModels
+from lib.world import data as D
 
 ch = Chapter("03", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -239,7 +239,7 @@ ch.claim(id="bon-single-rm-gap-grows", paper="WARM", figure="Fig. 6, 15–17 (03
 #
 # The probability that the gold reward prefers the best-of-N pick of a strategy over (left) a random
 # SFT sample and (right) the best-of-N pick of φ1 at the same N, computed exactly over independent
-# draws from the pool (`lib.evaluate.best_of_n_win_rates`), per prompt.
+# draws from the pool (`lib.measure.evaluate.best_of_n_win_rates`), per prompt.
 
 # %%
 wins = {(s, name, against): np.stack([np.stack([best_of_n_win_rates(

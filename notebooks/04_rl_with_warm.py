@@ -22,7 +22,7 @@
 # labels (Fig. 1b, 8); the WARM M=6 policy wins against the φ1 policy under the oracle (Fig. 9c:
 # 79.4%).
 #
-# **Here.** On-policy REINFORCE with a leave-one-out baseline (`lib/rl.py`): every step samples
+# **Here.** On-policy REINFORCE with a leave-one-out baseline (`lib/rl/rl.py`): every step samples
 # k summaries per prompt, shapes the reward as r − β·KL(π‖π_SFT) (sequence-level), and takes the
 # advantage against the mean of the other samples of the prompt. Every `eval_every` steps the
 # policy is sampled on held-out prompts with one fixed seed and scored with the proxy (the RM it
@@ -40,13 +40,13 @@ import numpy as np
 import pandas as pd
 
 from lib import plans
-from lib.analysis import column_intervals
-from lib.evaluate import win_rates_by_prompt
-from lib.notebook import Chapter, printable
-from lib.plots import line_with_band
-from lib.rl_runs import RLRuns
-from lib.rm_pool import RewardModels
-from lib.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed_line
+from lib.measure.evaluate import win_rates_by_prompt
+from lib.measure.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed_line
+from lib.report.analysis import column_intervals
+from lib.report.notebook import Chapter, printable
+from lib.report.plots import line_with_band
+from lib.rl.runs import RLRuns
+from lib.rm.pool import RewardModels
 
 ch = Chapter("04", profile, overrides)
 pl, P = ch.pl, ch.P

@@ -37,7 +37,7 @@
 # | SLERP granularity | "SLERP is applied layer by layer, each having a different angle" (§3.2) | per tensor by default (finer than per layer); `angles="layer"` is the paper's, `"global"` one angle for the whole vector |
 # | scale | Gemma "7B", REINFORCE, batch 128, lr 10⁻⁶, 𝑇 = 9k steps, 𝑀 = 2, 𝐼 = 5 iterations (§4.4) | a 4-layer model, a few dozen steps, M = 2, I = 2: the CPU budget |
 #
-# **Here.** Every RL run is `lib.rl` REINFORCE against WARM of notebook 02's clean pool (WARP's
+# **Here.** Every RL run is `lib.rl.rl` REINFORCE against WARM of notebook 02's clean pool (WARP's
 # own RM: the proxy), from the SFT policy. Every point is measured by sampling the same held-out
 # prompts with one seed: the **gold reward** (the world's exact reward, never trained on) and the
 # proxy reward, against the **KL to the SFT policy** (the x-axis of every WARP figure). Intervals
@@ -55,15 +55,15 @@ import numpy as np
 import pandas as pd
 
 from lib import plans
-from lib.analysis import column_intervals, equal_kl_columns, gap_at_equal_kl
-from lib.evaluate import win_rates_by_prompt
+from lib.measure.evaluate import win_rates_by_prompt
+from lib.measure.stats import bootstrap
 from lib.merge import global_norm, liti, slerp_many, task_vector, weight_average
-from lib.notebook import Chapter
-from lib.plots import line_with_band
-from lib.rl_runs import RLRuns
-from lib.rm_pool import RewardModels
-from lib.stats import bootstrap
-from lib.warp import merge_policies, warp
+from lib.report.analysis import column_intervals, equal_kl_columns, gap_at_equal_kl
+from lib.report.notebook import Chapter
+from lib.report.plots import line_with_band
+from lib.rl.runs import RLRuns
+from lib.rl.warp import merge_policies, warp
+from lib.rm.pool import RewardModels
 
 ch = Chapter("05", profile, overrides)
 pl, P = ch.pl, ch.P
@@ -113,7 +113,7 @@ ch.claim(id="warp-ema-anchor", paper="WARP", figure="Fig. 3a, b (05_stage1_ema_a
 # %% [markdown]
 # ## Stage 2: SLERP vs LERP of the task vectors (Fig. 3c, 4b)
 #
-# WARP's loop (`lib.warp.warp`) runs both iterations: M independent EMA-anchored runs from SFT,
+# WARP's loop (`lib.rl.warp.warp`) runs both iterations: M independent EMA-anchored runs from SFT,
 # differing only by their seed (prompt order and sampling), their merge, LITI, and M runs from there. Their task vectors are nearly orthogonal; SLERP keeps their norm, LERP (the plain
 # weight average) shrinks it. Along λ, the gold and proxy rewards of SLERP(θ1, θ2, λ) and LERP, and
 # the same for M=3 (dotted).
@@ -194,7 +194,7 @@ ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the 
 ch.save(fig, "05_stage3_liti_fronts")
 
 # %% [markdown]
-# Two claims compare curves at equal KL (`lib.analysis.gap_at_equal_kl`): the front's gold
+# Two claims compare curves at equal KL (`lib.report.analysis.gap_at_equal_kl`): the front's gold
 # reward, linearly interpolated at the KL of each point of the other curve that lies within the
 # front's KL range, minus that point's gold reward, averaged over those points. The interval
 # resamples the eval prompts, so both curves move together in every replicate.

@@ -33,6 +33,6 @@ def tok():
     """A tokenizer for the toy world of `tests/toy.py`."""
     from toy import TEXTS
 
-    from lib.models import train_tokenizer
+    from lib.models.models import train_tokenizer
 
     return train_tokenizer(TEXTS, 300)

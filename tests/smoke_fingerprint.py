@@ -47,7 +47,7 @@ def arithmetic() -> str:
 def fingerprint(cache: Path, results: Path) -> dict:
     """The fingerprint of a smoke run whose cache is `cache` (the profile's folder) and whose
     results folder is `results`."""
-    from lib.results import TIMED_CLAIMS
+    from lib.report.results import TIMED_CLAIMS
 
     keys = sorted(p.name for p in cache.iterdir() if (p / "manifest.json").exists())
     claims = {c["id"]: c for c in json.loads((results / "claims.json").read_text())

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from lib import data as D
+from lib.world import data as D
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -53,7 +53,7 @@ def test_policy_comparisons_label_every_pair_of_distinct_samples():
     from dataclasses import replace
 
     from lib.config import WorldConfig
-    from lib.world import gold_reward, make_posts
+    from lib.world.world import gold_reward, make_posts
 
     posts = make_posts(3, 2, ("work",), "p")
     rows = D.Dataset.from_dict({"post_id": [p.post_id for p in posts], "subreddit": [p.subreddit for p in posts],

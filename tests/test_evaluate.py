@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lib.evaluate import (
+from lib.measure.evaluate import (
     best_of_n,
     best_of_n_win_rate,
     best_of_n_win_rates,

@@ -7,9 +7,9 @@ from lib import fanout, plans
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
 from lib.profiles import get_profile
-from lib.rl_runs import RLRuns
-from lib.rm_pool import RewardModels
-from lib.warp import merge_iteration
+from lib.rl.runs import RLRuns
+from lib.rl.warp import merge_iteration
+from lib.rm.pool import RewardModels
 
 FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.3,
         "rm.n_rms": 3, "rm.n_seeds": 1, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}

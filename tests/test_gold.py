@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from lib import data as D
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
+from lib.world import data as D
 
 SMALL = {"world.n_pretrain_posts": 200, "world.n_sft_train": 100, "pretrain.steps": 2,
          "sft.steps": 2}
@@ -103,7 +103,7 @@ def test_the_control_rm_is_the_gold_reward(real, tmp_path, mode):
 
 
 def test_rm_scores_read_the_last_token_even_when_pad_is_eos():
-    from lib.rm import score_sequences
+    from lib.rm.rm import score_sequences
 
     torch.manual_seed(0)
     cfg = GPTNeoXConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -126,7 +126,7 @@ def test_real_data_without_a_control_rm_is_a_clear_error(real, tmp_path):
 
 
 def test_the_synthetic_world_keeps_its_exact_gold_and_its_cache_keys(real):
-    from lib.world import gold_reward
+    from lib.world.world import gold_reward
 
     pl = Pipeline("smoke", SMALL, cache=ArtifactCache(real["root"] / "synthetic-cache"))
     assert pl.gold_key is None and "gold" not in pl.pool_key("sft", 4, 3)

@@ -1,7 +1,7 @@
 import torch
 
 from lib.config import ModelConfig
-from lib.models import load_model, save_model, tiny_llama, train_tokenizer
+from lib.models.models import load_model, save_model, tiny_llama, train_tokenizer
 
 TEXTS = ["SUBREDDIT: r/dogs\nTITLE: my dog ate a sock\nPOST: last week my dog ate a sock .\n"
          "TL;DR: my dog ate a sock ."] * 20
@@ -50,7 +50,7 @@ def test_lora_targets_are_the_backbone_linears_of_any_architecture():
     from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
     from lib.config import ModelConfig
-    from lib.models import lora_targets, tiny_llama, train_tokenizer
+    from lib.models.models import lora_targets, tiny_llama, train_tokenizer
 
     tok = train_tokenizer(["a tiny text", "another one"], 60)
     llama = tiny_llama(ModelConfig(vocab_size=60, hidden_size=16, num_layers=1, num_heads=2,

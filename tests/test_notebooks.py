@@ -10,7 +10,7 @@ import pytest
 
 from lib import runner
 from lib.profiles import get_profile
-from lib.results import CLAIM_KEYS
+from lib.report.results import CLAIM_KEYS
 
 NOTEBOOKS = sorted(runner.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 TIMINGS = {"build_seconds", "seconds", "samples_per_s", "tokens_per_s"}  # wall clock, not results
@@ -139,7 +139,7 @@ def test_one_seed_gives_the_same_runs_whatever_the_fan_out(smoke_run, tmp_path, 
     processes; notebook 03, run again on that cache, records identical claims (timed claims aside)
     and byte-identical figures."""
     from lib import fanout
-    from lib.results import TIMED_CLAIMS
+    from lib.report.results import TIMED_CLAIMS
 
     _, root = smoke_run
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))

@@ -47,7 +47,7 @@ def test_sft_checkpoints_are_kept(tmp_path):
 def test_the_policy_pairs_are_every_pair_of_distinct_sft_samples(tmp_path):
     """The RMs' comparisons: `pairs.k` SFT samples per post, every pair of distinct ones labelled;
     train and validation on disjoint posts of the training topics, OOD on held-out topics."""
-    from lib import world as W
+    from lib.world import world as W
 
     pl = Pipeline("smoke", FAST, cache=ArtifactCache(tmp_path))
     cfg, comparisons = pl.profile.pairs, pl.comparisons

@@ -4,11 +4,11 @@ from types import SimpleNamespace
 
 from lib import plans
 from lib.profiles import get_profile
-from lib.rm import RMConfig
+from lib.rm.rm import RMConfig
 
 
 class RankedPools:
-    """Stands in for `lib.rm_pool.RewardModels`: pool p's members, best first, as configs whose seed
+    """Stands in for `lib.rm.pool.RewardModels`: pool p's members, best first, as configs whose seed
     names their pool (100·p + k) and whose corruption names their labels."""
 
     def __init__(self, profile):

@@ -9,11 +9,11 @@ import pytest
 import torch
 from datasets import Dataset
 
-from lib import data as D
-from lib import world as W
-from lib.analysis import error_overlap, margin_correlation, residual_correlation, weight_geometry
 from lib.config import WorldConfig
-from lib.evaluate import choice_correct, expected_correct, label_ceiling
+from lib.measure.evaluate import choice_correct, expected_correct, label_ceiling
+from lib.report.analysis import error_overlap, margin_correlation, residual_correlation, weight_geometry
+from lib.world import data as D
+from lib.world import world as W
 
 
 def test_expected_correct_is_the_probability_that_a_fresh_label_agrees():
@@ -104,7 +104,7 @@ def test_the_pretraining_control_differs_from_member_0_in_its_init_alone():
 
     from lib import plans
     from lib.profiles import get_profile
-    from lib.rm import RMConfig
+    from lib.rm.rm import RMConfig
 
     profile = get_profile("default")
 
@@ -124,7 +124,7 @@ def test_the_pretraining_control_differs_from_member_0_in_its_init_alone():
 
 
 def test_accuracy_against_the_annotators_reads_the_pairs_of_the_eval_set():
-    from lib.rm_pool import EvalSet, RewardModels
+    from lib.rm.pool import EvalSet, RewardModels
 
     p_label = np.array([0.9, 0.2, 0.6, 0.4, 0.7])  # the probabilities of the whole split
     es = EvalSet("OOD", "test_ood", rows=np.array([1, 2, 4]), labels=np.array([0, 0, 1]), clusters=np.zeros(3),
@@ -146,7 +146,7 @@ def test_members_are_ranked_on_one_split_alone(rank_on, scored):
     from types import SimpleNamespace
 
     from lib.config import RMPoolConfig
-    from lib.rm_pool import EvalSet, RewardModels
+    from lib.rm.pool import EvalSet, RewardModels
 
     n = 12
     accuracy = {"ID val": [0.6, 0.8, 0.7], "OOD": [0.9, 0.5, 0.6]}

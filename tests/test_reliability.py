@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import rl_runs as RL
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
 from lib.plans import Run
-from lib.rm_pool import RewardModels
+from lib.rl import runs as RL
+from lib.rm.pool import RewardModels
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.3,
@@ -24,11 +24,11 @@ FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.e
 
 RUN_ONE_RL_STAGE = """
 import ast, sys
-from lib import rl_runs as RL
+from lib.rl import runs as RL
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
 from lib.plans import Run
-from lib.rm_pool import RewardModels
+from lib.rm.pool import RewardModels
 pl = Pipeline("smoke", ast.literal_eval(sys.argv[2]), cache=ArtifactCache(sys.argv[1]))
 rms = RewardModels(pl)
 RL.RLRuns(pl, rms).run(Run(rms.pool(0.0)[:1], pl.profile.rl.run))
@@ -129,7 +129,7 @@ def test_build_directories_of_dead_processes_are_removed(tmp_path, capsys):
 def test_missing_hub_access_says_what_to_download(monkeypatch):
     import huggingface_hub.constants
 
-    from lib.models import load_model, load_tokenizer
+    from lib.models.models import load_model, load_tokenizer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from lib.results import CLAIM_KEYS, ClaimError, check_claim, record_benchmark, record_claim, write_report
-from lib.stats import Estimate
+from lib.measure.stats import Estimate
+from lib.report.results import CLAIM_KEYS, ClaimError, check_claim, record_benchmark, record_claim, write_report
 
 
 def _est(value=0.5, ci=(0.4, 0.6), n=100, seeds=1, kind="bootstrap"):
@@ -76,7 +76,7 @@ def test_benchmark_ratio_and_report(tmp_path):
 
 def test_every_claim_has_the_papers_result():
     from lib.config import ROOT
-    from lib.paper import PAPER_RESULTS
+    from lib.report.paper import PAPER_RESULTS
 
     claims = json.loads((ROOT / "results" / "claims.json").read_text())
     ids = {c["id"] for c in claims}
@@ -86,7 +86,7 @@ def test_every_claim_has_the_papers_result():
 
 
 def test_report_shows_the_papers_result_side_by_side(tmp_path):
-    from lib.paper import PAPER_RESULTS
+    from lib.report.paper import PAPER_RESULTS
 
     for id in ("warm-wa-geq-ens-lmc", "not-a-claim"):
         record_claim(tmp_path, id=id, paper="WARM", figure="Fig. 3", claim=f"claim {id}", metric="m",
@@ -100,7 +100,7 @@ def test_report_shows_the_papers_result_side_by_side(tmp_path):
 
 
 def test_a_smoke_report_opens_with_the_caveat_and_a_default_one_does_not(tmp_path):
-    from lib.results import SMOKE_CAVEAT
+    from lib.report.results import SMOKE_CAVEAT
 
     for profile in ("smoke", "default"):
         _claim(tmp_path / profile, _est(), profile=profile)
@@ -110,7 +110,8 @@ def test_a_smoke_report_opens_with_the_caveat_and_a_default_one_does_not(tmp_pat
 
 
 def test_readme_block_follows_the_committed_results(tmp_path, monkeypatch):
-    from lib import config, results
+    from lib import config
+    from lib.report import results
 
     (tmp_path / "results").mkdir()
     (tmp_path / "README.md").write_text("intro\n<!-- claims:start -->\nstale row\n<!-- claims:end -->\n"
@@ -134,8 +135,8 @@ def test_readme_block_follows_the_committed_results(tmp_path, monkeypatch):
 
 
 def test_readme_headline_claims_exist_and_fit():
-    from lib.paper import PAPER_RESULTS
-    from lib.results import HEADLINE
+    from lib.report.paper import PAPER_RESULTS
+    from lib.report.results import HEADLINE
 
     assert len(HEADLINE) <= 10 and len(set(HEADLINE)) == len(HEADLINE)
     assert set(HEADLINE) <= set(PAPER_RESULTS)

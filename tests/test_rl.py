@@ -7,12 +7,12 @@ from peft import LoraConfig, get_peft_model
 from toy import CFG, PROMPTS, letters
 
 from lib.config import RLConfig
-from lib.ema import Ema
-from lib.lora import lora_merged_state_dict, merged_state_dict, policy_for, policy_from_state
-from lib.models import save_model, tiny_llama
-from lib.rl import kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
-from lib.rl_state import load_rl_state, save_rl_state
-from lib.sampling import sample_batch
+from lib.models.ema import Ema
+from lib.models.lora import lora_merged_state_dict, merged_state_dict, policy_for, policy_from_state
+from lib.models.models import save_model, tiny_llama
+from lib.models.sampling import sample_batch
+from lib.rl.rl import kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
+from lib.rl.state import load_rl_state, save_rl_state
 
 FAST = dict(steps=4, prompts_per_step=2, k=2, lr=1e-2, max_new_tokens=6, eval_every=2)
 
@@ -297,11 +297,11 @@ def test_reinforce_raises_the_proxy_reward(tok):
 def test_cached_rl_run_resumes_after_an_interruption(tmp_path, monkeypatch):
     """An RL stage killed after its first saved state resumes from it and ends with the history and
     weights of an uninterrupted run; a second call reads the cache."""
-    from lib import rl_runs as RL
     from lib.cache import ArtifactCache
     from lib.pipeline import Pipeline
     from lib.plans import Run
-    from lib.rm_pool import RewardModels
+    from lib.rl import runs as RL
+    from lib.rm.pool import RewardModels
 
     fast = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.3,
             "world.n_pretrain_posts": 100, "world.n_sft_train": 60, "rl.run.steps": 4}

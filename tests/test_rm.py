@@ -6,11 +6,11 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from lib.cache import ArtifactCache
-from lib.data import prompts_of
-from lib.lora import lora_merged_state_dict
 from lib.merge import weight_average
+from lib.models.lora import lora_merged_state_dict
 from lib.pipeline import Pipeline
-from lib.rm import (
+from lib.rm.pool import RewardModels
+from lib.rm.rm import (
     PairSet,
     Sequences,
     accuracy,
@@ -27,7 +27,7 @@ from lib.rm import (
     sequence_scores,
     train_reward_model,
 )
-from lib.rm_pool import RewardModels
+from lib.world.data import prompts_of
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
         "world.n_pretrain_posts": 200, "world.n_sft_train": 100, "rm.epochs": 0.4}
@@ -105,13 +105,13 @@ def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
 
 
 def test_scores_are_memoized_on_the_exact_weights(rms, monkeypatch):
-    import lib.rm_pool
+    import lib.rm.pool
 
     ds = rms.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
     calls = []
-    real = lib.rm_pool.sequence_scores
-    monkeypatch.setattr(lib.rm_pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    real = lib.rm.pool.sequence_scores
+    monkeypatch.setattr(lib.rm.pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
     fresh = RewardModels(rms.pl)
     ab = fresh.scores(weight_average([a, b]), ds)
     ba = fresh.scores(weight_average([b, a]), ds)  # another dict, the same weights
@@ -246,7 +246,7 @@ def test_peft_cat_combination_matches_merged_delta_average(rms):
 def test_data_order_is_independent_of_the_label_corruption(seed):
     """An RM whose seed equals the world seed must not replay the corruption's permutation: the
     first pairs it sees hold flipped labels at the corruption rate, not all flipped."""
-    from lib.world import corrupt_labels
+    from lib.world.world import corrupt_labels
 
     n, fraction = 8000, 0.25
     _, flipped = corrupt_labels([0] * n, fraction, seed=seed)
@@ -284,7 +284,7 @@ def test_the_held_out_curve_starts_at_the_probed_head(rms):
 
 def test_curve_is_dense_during_the_warmup(tmp_path):
     from lib.profiles import get_profile
-    from lib.rm import RMConfig
+    from lib.rm.rm import RMConfig
 
     cfg = RMConfig(steps=250, warmup=0.3)
     dense = RewardModels(Pipeline("default", {"rm.eval_every_warmup": 10}, cache=ArtifactCache(tmp_path)))
@@ -302,7 +302,7 @@ def test_seeded_pools_differ_by_seed_alone(rms):
 
 
 def test_the_world_version_is_in_every_key(rms, monkeypatch):
-    from lib import world
+    from lib.world import world
 
     keys = (rms.pl.cache.key("comparisons", rms.pl.comparisons_key), rms.pl.cache.key("rm", rms.rm_key(rms.member(0))))
     monkeypatch.setattr(world, "VERSION", world.VERSION + 1)
@@ -315,15 +315,15 @@ def test_the_world_version_is_in_every_key(rms, monkeypatch):
 def test_a_member_is_scored_once_and_read_back_from_the_cache(rms, monkeypatch):
     """A pool member's scores on a pair set are a stage of their own: the first reader scores its
     final weights, every later process reads them back."""
-    import lib.rm_pool
+    import lib.rm.pool
 
     cfg, ood = rms.member(1), rms.eval_sets(0.0)["OOD"]
     direct = score_pairs(rms.model_of(rms.state(cfg)), rms.pairset("test_ood"))
     for member in rms.pool(0.0):
         rms.artifact(member)  # trained before the count starts
     calls = []
-    real = lib.rm_pool.sequence_scores
-    monkeypatch.setattr(lib.rm_pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    real = lib.rm.pool.sequence_scores
+    monkeypatch.setattr(lib.rm.pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
     first = RewardModels(rms.pl)
     got = first.scores(first.state(cfg), ood)
     assert len(calls) == 1

@@ -1,9 +1,9 @@
-"""Intervals and verdicts (`lib.stats`): the rule, coverage, pairing, clusters, seeds, determinism."""
+"""Intervals and verdicts (`lib.measure.stats`): the rule, coverage, pairing, clusters, seeds, determinism."""
 
 import numpy as np
 import pytest
 
-from lib.stats import (
+from lib.measure.stats import (
     Estimate,
     PerSeed,
     bootstrap,
@@ -145,8 +145,8 @@ def test_bad_item_values_are_refused(values):
 
 
 def test_pools_on_shared_pairs_stack_and_pools_on_their_own_pairs_do_not():
-    from lib.analysis import across_pools
-    from lib.rm_pool import EvalSet
+    from lib.report.analysis import across_pools
+    from lib.rm.pool import EvalSet
 
     def subset(pairset, n):
         return EvalSet("s", pairset, np.arange(n), np.zeros(n, int), np.arange(n) // 2)

@@ -6,12 +6,12 @@ import torch
 from toy import CFG, PROMPTS, letters
 
 from lib.config import RLConfig
-from lib.lora import is_peft, merged_state_dict, wrap_lora
 from lib.merge import global_norm, slerp, slerp_many, task_vector
-from lib.models import tiny_llama
-from lib.rl import train_policy
-from lib.sampling import sample_batch
-from lib.warp import WARPConfig, angle_deg, merge_policies, run_seed, warp
+from lib.models.lora import is_peft, merged_state_dict, wrap_lora
+from lib.models.models import tiny_llama
+from lib.models.sampling import sample_batch
+from lib.rl.rl import train_policy
+from lib.rl.warp import WARPConfig, angle_deg, merge_policies, run_seed, warp
 
 TINY_RL = RLConfig(steps=2, prompts_per_step=2, k=4, lr=1e-2, max_new_tokens=6, eval_every=5,
                    anchor="ema", ema_mu=0.01, beta=0.1)
@@ -120,13 +120,13 @@ def test_lerp_shrinks_orthogonal_task_vectors_and_slerp_keeps_their_norm():
 # ---- the loop ----------------------------------------------------------------------------------
 
 def full_weights(policy, keys):
-    """A copy of the policy's full weights (`lib.lora.merged_state_dict`), on the init's keys."""
+    """A copy of the policy's full weights (`lib.models.lora.merged_state_dict`), on the init's keys."""
     state = merged_state_dict(policy)
     return {k: state[k].cpu().clone() for k in keys}
 
 
 def toy_runs(tok, sft, rl, make_policy=None, received=None, calls=None):
-    """`lib.warp.warp`'s `train_run` on the toy world, uncached: each run from `init` (or the SFT
+    """`lib.rl.warp.warp`'s `train_run` on the toy world, uncached: each run from `init` (or the SFT
     weights), trained with the toy reward, its KL to init measured against the SFT weights."""
     make = make_policy or factory(tok, received)
 
@@ -204,8 +204,8 @@ def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
 def test_warp_of_qlora_policies_merges_from_their_nf4_start(tok, sft, tmp_path):
     """4-bit runs hold θ_init rounded to NF4: the merge and LITI start there, so at η = 0 the next
     init is that rounding (the only change from θ_init, and only on the quantized layers)."""
-    from lib.lora import policy_from_state
-    from lib.models import save_model
+    from lib.models.lora import policy_from_state
+    from lib.models.models import save_model
 
     save_model(tiny_llama(CFG, tok, seed=0), tmp_path)
     rl = replace(TINY_RL, mode="qlora", steps=1)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from lib import data as D
-from lib import world as W
 from lib.config import WorldConfig
+from lib.world import data as D
+from lib.world import world as W
 
 SMALL = WorldConfig(n_pretrain_posts=50, n_sft_train=50, n_sft_validation=20, n_pref_train=3000,
                     n_pref_validation=200, n_pref_ood=200)
@@ -114,7 +114,7 @@ def test_corruption_rejects_bad_fraction():
 
 
 def test_term_weights_recover_a_reward_built_from_the_gold_terms(world):
-    from lib.analysis import term_weights
+    from lib.report.analysis import term_weights
 
     pairs = world.comparisons["validation"]
     terms = np.array([[[W.gold_breakdown(p, s)[k] for k in ("coverage", "hallucination")] + [W.n_words(s)]
@@ -133,7 +133,7 @@ def test_term_weights_recover_a_reward_built_from_the_gold_terms(world):
 
 
 def test_the_proxy_scores_both_summaries_of_each_pair_and_ranks_by_them(world):
-    from lib.proxy import BagOfWordsProxy
+    from lib.world.proxy import BagOfWordsProxy
 
     pairs = world.comparisons["validation"]
     proxy = BagOfWordsProxy.fit_pairs(world.comparisons["train"])

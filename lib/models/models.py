@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .config import ModelConfig
+from lib.config import ModelConfig
 
 PAD, EOS = "<pad>", "<|endoftext|>"
 

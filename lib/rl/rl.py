@@ -24,9 +24,9 @@ distributions actually sampled from. Dropout is never active (the policy stays i
 log-probabilities are those of the sampling distribution.
 
 Runs are deterministic on CPU: the prompts and the sampling randomness of step s depend only on
-(seed, s), and a run resumed from a saved state (`lib.rl_state`: safetensors and JSON only) ends
+(seed, s), and a run resumed from a saved state (`lib.rl.state`: safetensors and JSON only) ends
 with weights bit-identical to an uninterrupted run. The gold reward is only ever computed for
-logging at evaluation steps. The cached runs of a pipeline are `lib.rl_runs.RLRuns`.
+logging at evaluation steps. The cached runs of a pipeline are `lib.rl.runs.RLRuns`.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .config import RLConfig
-from .ema import Ema
-from .lora import is_peft, lora_is_fresh, plain_model_like, wrap_lora
-from .models import is_4bit
-from .rl_state import restore, state_of, trainable_named_parameters
-from .sampling import position_ids_of, sample_batch, step_seed
+from lib.config import RLConfig
+from lib.models.ema import Ema
+from lib.models.lora import is_peft, lora_is_fresh, plain_model_like, wrap_lora
+from lib.models.models import is_4bit
+from lib.models.sampling import position_ids_of, sample_batch, step_seed
+from lib.rl.state import restore, state_of, trainable_named_parameters
 
 RewardFn = Callable[[list[str], list[str]], "np.ndarray | torch.Tensor"]
 StateDict = dict[str, torch.Tensor]

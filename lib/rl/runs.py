@@ -17,14 +17,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from . import data as D
-from .config import RUN_THREADS, RLConfig
-from .lora import load_full_weights, merged_state_dict, policy_for, policy_from_state
-from .rl import RewardFn, kl_per_sequence, response_logprobs, train_policy
-from .rl_state import StaleRLState, load_rl_state, save_rl_state
-from .rm import score_texts
-from .sampling import sample_batch, step_seed
-from .threads import torch_threads
+from lib.config import RUN_THREADS, RLConfig
+from lib.models.lora import load_full_weights, merged_state_dict, policy_for, policy_from_state
+from lib.models.sampling import sample_batch, step_seed
+from lib.rl.rl import RewardFn, kl_per_sequence, response_logprobs, train_policy
+from lib.rl.state import StaleRLState, load_rl_state, save_rl_state
+from lib.rm.rm import score_texts
+from lib.threads import torch_threads
+from lib.world import data as D
 
 # Bump when training changes in a way the config does not show, so cached runs are retrained.
 RL_VERSION = 2  # 2: per-sample KL to init at every eval step (`eval_kl_all`)

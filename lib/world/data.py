@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
-from . import world as W
-from .config import WorldConfig
-from .models import EOS
+from lib.config import WorldConfig
+from lib.models.models import EOS
+from lib.world import world as W
 
 PAIR_FEATURES = Features({
     "post_id": Value("string"), "subreddit": Value("string"), "title": Value("string"),
@@ -179,7 +179,7 @@ def pair_table(ds: Dataset) -> dict[str, float]:
 
 def label_probabilities(ds: Dataset, cfg: WorldConfig) -> np.ndarray:
     """Per pair of the synthetic world, the probability that its annotators prefer summary_1
-    (`lib.world.preference_probability` on the recorded gold rewards and the word counts): what
+    (`lib.world.world.preference_probability` on the recorded gold rewards and the word counts): what
     the sampled `choice` is one draw of. Its rounding is the annotators' Bayes choice."""
     g0, g1 = np.asarray(ds["gold_0"], dtype=float), np.asarray(ds["gold_1"], dtype=float)
     if np.isnan(g0).any() or np.isnan(g1).any():

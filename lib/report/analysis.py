@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data as D
-from . import world as W
-from .evaluate import best_of_n, within_prompt_pearson
-from .merge import global_norm, task_vector, weight_average
-from .stats import PerSeed, bootstrap, nested_bootstrap
+from lib.measure.evaluate import best_of_n, within_prompt_pearson
+from lib.measure.stats import PerSeed, bootstrap, nested_bootstrap
+from lib.merge import global_norm, task_vector, weight_average
+from lib.world import data as D
+from lib.world import world as W
 
 
 def column_intervals(values: np.ndarray, clusters=None, seeded: bool = False,
@@ -157,7 +157,7 @@ def equal_kl_columns(front: np.ndarray, other: np.ndarray) -> np.ndarray:
 
 
 def gap_at_equal_kl(n_front: int):
-    """The statistic (for `lib.stats.bootstrap`, on means of `equal_kl_columns`) that compares two
+    """The statistic (for `lib.measure.stats.bootstrap`, on means of `equal_kl_columns`) that compares two
     curves at equal KL: the front's gold reward, linearly interpolated at the KL of each point of
     the other curve that lies within the front's KL range, minus that point's gold, averaged over
     those points; NaN where no point lies within the range."""

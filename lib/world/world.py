@@ -405,7 +405,7 @@ def preference_probability(g0: float, g1: float, len0: int, len1: int,
 
 @dataclass
 class ComparisonRows:
-    """Column store for comparisons in the repository's pair schema (see lib.data)."""
+    """Column store for comparisons in the repository's pair schema (see lib.world.data)."""
 
     columns: dict[str, list] = field(default_factory=lambda: {k: [] for k in (
         "post_id", "subreddit", "title", "post", "summary_0", "summary_1", "policy_0",

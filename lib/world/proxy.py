@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .evaluate import choice_accuracy, choice_correct, fit_bradley_terry
-from .world import normalize
+from lib.measure.evaluate import choice_accuracy, choice_correct, fit_bradley_terry
+from lib.world.world import normalize
 
 
 @dataclass
@@ -40,7 +40,7 @@ class BagOfWordsProxy:
     @classmethod
     def fit(cls, posts: Sequence[str], summary_0: Sequence[str], summary_1: Sequence[str],
             choice: Sequence[int], l2: float = 1e-3, min_count: int = 2) -> BagOfWordsProxy:
-        """Maximum-likelihood Bradley–Terry fit with L2 (`lib.evaluate.fit_bradley_terry`)."""
+        """Maximum-likelihood Bradley–Terry fit with L2 (`lib.measure.evaluate.fit_bradley_terry`)."""
         counts = Counter(w for s in list(summary_0) + list(summary_1) for w in normalize(s).split())
         vocab = {w: i for i, w in enumerate(sorted(w for w, c in counts.items()
                                                    if c >= min_count and w not in ".?,;!"))}
@@ -50,7 +50,7 @@ class BagOfWordsProxy:
 
     @classmethod
     def fit_pairs(cls, ds, l2: float = 1e-3) -> BagOfWordsProxy:
-        """`fit` on a dataset of comparison pairs (the pair schema of `lib.data`)."""
+        """`fit` on a dataset of comparison pairs (the pair schema of `lib.world.data`)."""
         return cls.fit(ds["post"], ds["summary_0"], ds["summary_1"], ds["choice"], l2=l2)
 
     def pair_scores(self, ds) -> np.ndarray:

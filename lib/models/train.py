@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 
-from .config import LMTrainConfig
+from lib.config import LMTrainConfig
 
 
 def encode_examples(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],

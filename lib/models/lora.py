@@ -16,8 +16,8 @@ import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from .config import RLConfig
-from .models import from_pretrained, is_4bit, lora_targets
+from lib.config import RLConfig
+from lib.models.models import from_pretrained, is_4bit, lora_targets
 
 StateDict = dict[str, torch.Tensor]
 
@@ -87,7 +87,7 @@ def merged_state_dict(model: PreTrainedModel) -> StateDict:
 
 def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
     """The policy with fresh LoRA adapters (B = 0, A seeded by `cfg.seed`) on every linear layer
-    of the backbone (`lib.models.lora_targets`)."""
+    of the backbone (`lib.models.models.lora_targets`)."""
 
     if cfg.mode == "qlora":
         if not is_4bit(policy):

@@ -1,5 +1,5 @@
 """The exponential moving average of a model's weights along its training, shared by RM training
-(`RMConfig.ema_mu`, `lib.rm`) and RL (WARP's KL anchor, `RLConfig.anchor`, `lib.rl`)."""
+(`RMConfig.ema_mu`, `lib.rm.rm`) and RL (WARP's KL anchor, `RLConfig.anchor`, `lib.rl.rl`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import copy
 import torch
 from transformers import PreTrainedModel
 
-from .lora import is_peft, lora_merged_state_dict, merged_lora_weights, plain_model_like
+from lib.models.lora import is_peft, lora_merged_state_dict, merged_lora_weights, plain_model_like
 
 
 class Ema:

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from . import config
-from .config import results_dir
-from .paper import PAPER_RESULTS
-from .stats import CI_KINDS, DIRECTIONS, Estimate, fmt, verdict
+from lib import config
+from lib.config import results_dir
+from lib.measure.stats import CI_KINDS, DIRECTIONS, Estimate, fmt, verdict
+from lib.report.paper import PAPER_RESULTS
 
 try:
     import fcntl
@@ -116,9 +116,9 @@ def record_claim(results: Path, *, id: str, paper: str, figure: str, claim: str,
                  estimate: Estimate, threshold: float, direction: str, notebook: str,
                  profile: str) -> dict:
     """Insert or replace the claim `id` of `profile` in `results/claims.json`, with its interval
-    and its three-way verdict (`lib.stats.verdict`). Nothing is written for a bad record."""
+    and its three-way verdict (`lib.measure.stats.verdict`). Nothing is written for a bad record."""
     if not isinstance(estimate, Estimate):
-        raise ClaimError(f"claim {id!r}: field 'estimate' must be a lib.stats.Estimate, got "
+        raise ClaimError(f"claim {id!r}: field 'estimate' must be a lib.measure.stats.Estimate, got "
                          f"{type(estimate).__name__}")
     if estimate.n < 1:
         raise ClaimError(f"claim {id!r}: field 'n' must count at least one evaluation item")
@@ -189,7 +189,7 @@ def write_report(results: Path) -> Path:
     benches = _read(results / "benchmarks.json")
     smoke = any(row["profile"] == "smoke" for row in claims + benches)
     lines = ["# Report", "", *([SMOKE_CAVEAT, ""] if smoke else []),
-             "Generated from `claims.json`, `benchmarks.json` and `figures/` by `python -m lib.results`. "
+             "Generated from `claims.json`, `benchmarks.json` and `figures/` by `python -m lib.report.results`. "
              "Do not edit by hand.", "", "## Claims", "",
              "The papers' results are at their scale (PaLM-XXS/XS reward models and policies for "
              "WARM, Gemma 7B for WARP) and ours at the profile's, so the verdicts compare "

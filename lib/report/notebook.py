@@ -8,12 +8,12 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from .config import results_dir
-from .pipeline import Pipeline
-from .plots import save_figure
-from .profiles import parse_overrides
-from .results import claims_of, record_benchmark, record_claim
-from .stats import Estimate, fmt
+from lib.config import results_dir
+from lib.measure.stats import Estimate, fmt
+from lib.pipeline import Pipeline
+from lib.profiles import parse_overrides
+from lib.report.plots import save_figure
+from lib.report.results import claims_of, record_benchmark, record_claim
 
 
 def printable(text: str) -> str:

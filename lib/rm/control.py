@@ -1,6 +1,6 @@
 """The gold reward where the data have none: a control reward model (WARM §5, WARP §4).
 
-The synthetic world scores any summary exactly (`lib.world.gold_reward`). Real TL;DR comparisons
+The synthetic world scores any summary exactly (`lib.world.world.gold_reward`). Real TL;DR comparisons
 come with human labels only, so both papers judge their policies with a *control* RM instead: a
 larger model than the proxy RMs, trained separately on the same preference data, never used as a
 training signal. `ControlRM` is that model for the `gpu` profile (`profile.gold`): its own base model
@@ -23,11 +23,11 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from .cache import Artifact
-from .config import GoldConfig
-from .evaluate import choice_accuracy
-from .models import from_pretrained, load_tokenizer, lora_targets
-from .rm import PairSet, RMConfig, score_pairs, score_texts, train_reward_model
+from lib.cache import Artifact
+from lib.config import GoldConfig
+from lib.measure.evaluate import choice_accuracy
+from lib.models.models import from_pretrained, load_tokenizer, lora_targets
+from lib.rm.rm import PairSet, RMConfig, score_pairs, score_texts, train_reward_model
 
 # Bump when the control RM's training changes in a way its config does not show.
 GOLD_VERSION = 1
@@ -67,7 +67,7 @@ class ControlRM:
         self.cfg: GoldConfig = pipeline.profile.gold
         if self.cfg.hub_name is None:
             raise ValueError("profile.gold.hub_name is None: this profile's gold reward is the "
-                             "synthetic world's exact one (lib.world.gold_reward)")
+                             "synthetic world's exact one (lib.world.world.gold_reward)")
 
     @property
     def key(self) -> dict:

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from .config import RLConfig
+from lib.config import RLConfig
 
 # Fields that do not change the trained weights: a run may be resumed with other values.
 RESUMABLE_FIELDS = ("steps", "eval_every", "n_eval_samples")

@@ -26,8 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .config import SEED_STRIDE, WARPConfig
-from .merge import StateDict, angle_deg, global_norm, layer_group, liti, slerp, slerp_many, task_vector, weight_average
+from lib.config import SEED_STRIDE, WARPConfig
+from lib.merge import (
+    StateDict,
+    angle_deg,
+    global_norm,
+    layer_group,
+    liti,
+    slerp,
+    slerp_many,
+    task_vector,
+    weight_average,
+)
 
 # train_run(iteration, m, init) -> {"start": weights the run started from, "theta": its final
 # weights, "history": its RL history, "key": a name for the cache (optional)}; `init` is None (the

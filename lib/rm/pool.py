@@ -4,7 +4,7 @@ WARM (§4, §5) fine-tunes M reward models from one SFT featurizer and one linea
 them by OOD accuracy (φ1 the best), and compares their weight average (WARM) with the ensemble of
 their predictions (ENS). `RewardModels` builds that pool (clean or with corrupted labels, and
 independently seeded repeats of it), scores evaluation pairs and best-of-N pools with any weights
-(memoized on the exact weights), and gives per-pair correctness for the intervals of `lib.stats`.
+(memoized on the exact weights), and gives per-pair correctness for the intervals of `lib.measure.stats`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification, PreTrainedModel
 
-from . import data as D
-from .cache import Artifact, state_fingerprint
-from .config import PREPARE_THREADS, RUN_THREADS
-from .evaluate import choice_correct, expected_correct
-from .lora import merged_state_dict
-from .merge import weight_average
-from .models import from_pretrained, lora_targets, tiny_llama
-from .rm import (
+from lib.cache import Artifact, state_fingerprint
+from lib.config import PREPARE_THREADS, RUN_THREADS
+from lib.measure.evaluate import choice_correct, expected_correct
+from lib.merge import weight_average
+from lib.models.lora import merged_state_dict
+from lib.models.models import from_pretrained, lora_targets, tiny_llama
+from lib.rm.rm import (
     PairSet,
     ProbeConfig,
     RMConfig,
@@ -38,7 +37,8 @@ from .rm import (
     sequence_scores,
     train_reward_model,
 )
-from .threads import torch_threads
+from lib.threads import torch_threads
+from lib.world import data as D
 
 # Bump when RM training changes in a way the config does not show, so cached RMs are retrained.
 # 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup + cosine
@@ -180,7 +180,7 @@ class RewardModels:
 
     def label_probabilities(self, split: str) -> np.ndarray | None:
         """Per pair of a held-out split, the probability that the annotators prefer summary_1
-        (`lib.data.label_probabilities`); None for real data, which has no annotator model."""
+        (`lib.world.data.label_probabilities`); None for real data, which has no annotator model."""
         if self.pl.profile.world.source != "synthetic":
             return None
         if split not in self._p_label:
@@ -411,7 +411,7 @@ class RewardModels:
     def correct(scores: np.ndarray, labels: EvalSet | np.ndarray, against: str = "label") -> np.ndarray:
         """Per pair: 1 if rewards (2, n) rank the labelled summary first (ties count, as WARM).
         `against` an EvalSet with annotator probabilities may instead be "expected" (the
-        probability that a fresh label agrees: `lib.evaluate.expected_correct`) or "bayes" (the
+        probability that a fresh label agrees: `lib.measure.evaluate.expected_correct`) or "bayes" (the
         annotators' most likely choice, the errors no model could avoid removed)."""
         if against not in AGAINST:
             raise ValueError(f"unknown accuracy target {against!r}; valid: {', '.join(AGAINST)}")

@@ -27,10 +27,10 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
-from . import data as D
-from .ema import Ema
-from .evaluate import choice_accuracy, fit_bradley_terry
-from .lora import unwrapped
+from lib.measure.evaluate import choice_accuracy, fit_bradley_terry
+from lib.models.ema import Ema
+from lib.models.lora import unwrapped
+from lib.world import data as D
 
 MAX_GROUP = 8  # sequences packed in one row at most; a prompt with more spans several rows
 
@@ -326,7 +326,7 @@ def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -
 
 
 # The data order draws from its own stream: a plain `default_rng(seed)` would replay the label
-# corruption's permutation (`lib.world.corrupt_labels`, seeded with the world seed) for the RM whose
+# corruption's permutation (`lib.world.world.corrupt_labels`, seeded with the world seed) for the RM whose
 # seed equals the world seed, and that RM would see only the flipped pairs first.
 _DATA_ORDER_STREAM = 0x5244  # "RD"
 
@@ -364,7 +364,7 @@ def train_reward_model(model: PreTrainedModel, pairs: PairSet, cfg: RMConfig, *,
     fine-tuning ever falls below the probed head. The history keeps each value as returned under
     `eval_values` and its mean under `eval`.
 
-    With `cfg.ema_mu` < 1 the RM is the EMA of its weights (`lib.ema.Ema`): `eval_fn` and
+    With `cfg.ema_mu` < 1 the RM is the EMA of its weights (`lib.models.ema.Ema`): `eval_fn` and
     `on_checkpoint` see the EMA, and `model` ends with its weights."""
     rng = data_order_rng(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -1,0 +1,1 @@
+"""Reporting: the claim records, the papers' numbers, the figures, the notebooks' shared helpers."""
