@@ -64,7 +64,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
     """Run the path on `device`; returns the benchmark rows written to `results`."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from lib.config import GoldConfig, RLConfig, WARPConfig
+    from lib.config import GoldConfig, RLConfig, RMConfig, WARPConfig
     from lib.merge import liti
     from lib.models.lora import merged_state_dict, policy_for, policy_from_state
     from lib.pipeline import Pipeline
@@ -72,7 +72,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
     from lib.rl.rl import train_policy
     from lib.rl.warp import merge_policies
     from lib.rm.control import control_rm_model
-    from lib.rm.rm import PairSet, RMConfig, train_reward_model
+    from lib.rm.rm import PairSet, train_reward_model
     from lib.world import data as D
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -132,7 +132,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
 
         # 3. WARP's merge of the two policies: SLERP from their start, then LITI.
         with Stage(device) as merge_stage:
-            init = liti(start, merge_policies(start, thetas, WARPConfig(rl=rl)), 0.3)
+            init = liti(start, merge_policies(start, thetas, WARPConfig(run=rl)), 0.3)
         moved = [k for k in start if not torch.equal(start[k], init[k])]
         assert moved and all(torch.isfinite(init[k]).all() for k in moved), "the merge moved nothing"
         record("WARP merge (SLERP + LITI) of 2 policies", merge_stage, 1, "merges/s")

@@ -34,6 +34,7 @@ from lib.pipeline import Pipeline
 from lib.report.results import record_benchmark
 from lib.rl.rl import train_policy
 from lib.rl.runs import RLRuns
+from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
 from lib.rm.rm import reward_model_from, sequence_scores, train_reward_model
 from lib.world import data as D
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--steps", type=int, default=20, help="training steps per phase")
     args = parser.parse_args()
-    pl = Pipeline(args.profile)
+    pl = Pipeline(args.profile, gold_rm=ControlRM)
     d, i = pl.profile.model.hidden_size, pl.profile.model.intermediate_size
     a, b = torch.randn(4096, d), torch.randn(d, i)
     a @ b

@@ -27,9 +27,10 @@ os.environ["REPRO_RUN_THREADS"] = sys.argv[1]  # the runs' own thread count (lib
 from lib.profiles import get_profile
 from lib.fanout import JOBS, shard
 from lib.pipeline import Pipeline
+from lib.rm.control import ControlRM
 profile, overrides, wave = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 runs, i, n = (int(x) for x in sys.argv[5:8])
-jobs = JOBS[wave](Pipeline(get_profile(profile, overrides)))[:runs]
+jobs = JOBS[wave](Pipeline(get_profile(profile, overrides), gold_rm=ControlRM))[:runs]
 for name, build in shard(jobs, i, n):
     build()
 """

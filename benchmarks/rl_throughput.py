@@ -28,6 +28,7 @@ from lib.pipeline import Pipeline
 from lib.report.results import record_benchmark
 from lib.rl.rl import train_policy
 from lib.rl.runs import RLRuns
+from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     from datasets import Dataset
     from trl import RLOOConfig, RLOOTrainer  # imported here: only this benchmark needs TRL
 
-    pl = Pipeline(args.profile)
+    pl = Pipeline(args.profile, gold_rm=ControlRM)
     rms = RewardModels(pl)
     runs = RLRuns(pl, rms)
     cfg = replace(pl.profile.rl.run, steps=args.steps, eval_every=10 ** 6)

@@ -20,6 +20,7 @@ import torch
 from lib.config import ROOT
 from lib.pipeline import Pipeline
 from lib.report.results import record_benchmark
+from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
 from lib.rm.rm import reward_model_from, train_reward_model
 
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     from trl import RewardConfig, RewardTrainer  # imported here: only this benchmark needs TRL
 
-    pl = Pipeline(args.profile)
+    pl = Pipeline(args.profile, gold_rm=ControlRM)
     rms = RewardModels(pl)
     cfg = rms.member(0)
     cfg = cfg.__class__(**{**cfg.__dict__, "steps": args.steps, "checkpoint_steps": ()})

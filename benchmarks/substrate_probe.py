@@ -50,6 +50,7 @@ from lib.models.sampling import sample_summaries
 from lib.pipeline import Pipeline
 from lib.profiles import get_profile, parse_set
 from lib.report.analysis import member_diagnostics, term_weights
+from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
 from lib.rm.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
 from lib.threads import torch_threads
@@ -70,13 +71,13 @@ def bon_curve(scores: np.ndarray, gold: np.ndarray) -> dict[int, float]:
 
 def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[int, int],
           ood_temperatures: list[float]) -> dict:
-    pl = Pipeline(profile, overrides)
+    pl = Pipeline(profile, overrides, gold_rm=ControlRM)
     if pl.profile.world.source != "synthetic" or pl.profile.pairs.source != "policy":
         raise ValueError("the substrate probe needs the synthetic world and on-policy pairs "
                          "(world.source = synthetic, pairs.source = policy)")
-    n_rms = pl.profile.rm.n_rms
-    if not members or any(not 0 <= i < n_rms for i in members):
-        raise ValueError(f"members {members}: pool 0 has members 0–{n_rms - 1} (rm.n_rms = {n_rms})")
+    m = pl.profile.rm.m
+    if not members or any(not 0 <= i < m for i in members):
+        raise ValueError(f"members {members}: pool 0 has members 0–{m - 1} (rm.m = {m})")
     comps = pl.comparisons
     val, ood = comps["validation"], comps["test_ood"]
     made_up = [-W.gold_breakdown(W.parse_post(p), s)["hallucination"] for p, s in zip(val["post"], val["summary_0"])]
@@ -154,7 +155,7 @@ def machine_speed(pl: Pipeline, repeats: int = 5) -> float:
 def _build_one(profile: str, overrides: dict, job: int) -> float:
     """Build pool 0's clean member `job` (trained and scored), or with -1 its random-init control,
     in this process; returns seconds."""
-    rms = RewardModels(Pipeline(profile, overrides))
+    rms = RewardModels(Pipeline(profile, overrides, gold_rm=ControlRM))
     started = time.perf_counter()
     with torch_threads(RUN_THREADS):
         if job < 0:
@@ -174,7 +175,7 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
     """WARM's premises on pool 0 of `profile` under `overrides`, beside the single-RM regime: the
     numbers the premise claims of notebook 02 and the substrate search read (docs/substrate.md)."""
     started = time.perf_counter()
-    pl = Pipeline(profile, overrides)
+    pl = Pipeline(profile, overrides, gold_rm=ControlRM)
     if pl.profile.world.source != "synthetic" or pl.profile.pairs.source != "policy":
         raise ValueError("the premise probe needs the synthetic world and on-policy pairs")
     prepare = {"key": pl.cache.key("comparisons", pl.comparisons_key),  # what the prepare wave builds

@@ -39,12 +39,12 @@ def _rss_mib() -> float:
 def child(model_dir: str, mode: str, device: str, steps: int, profile: str) -> dict:
     import torch
 
-    from lib.config import GoldConfig
+    from lib.config import GoldConfig, RMConfig
     from lib.pipeline import Pipeline
-    from lib.rm.control import control_rm_model
-    from lib.rm.rm import PairSet, RMConfig, train_reward_model
+    from lib.rm.control import ControlRM, control_rm_model
+    from lib.rm.rm import PairSet, train_reward_model
 
-    pl = Pipeline(profile)
+    pl = Pipeline(profile, gold_rm=ControlRM)
     pairs = PairSet(pl.tokenizer, pl.comparisons["train"].select(range(160 * steps)), SIZE["max_length"])
     cfg = GoldConfig(hub_name=model_dir, mode=mode, lora_r=16, lora_alpha=32,
                      dtype="bfloat16" if device == "cuda" else "float32")

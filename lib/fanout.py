@@ -43,6 +43,7 @@ from lib.pipeline import Pipeline
 from lib.profiles import get_profile, parse_set
 from lib.rl.runs import RLRuns
 from lib.rl.warp import merge_iteration
+from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
 from lib.threads import torch_threads
 
@@ -132,7 +133,7 @@ def build_shard(profile: str, overrides: dict, wave: str, i: int = 0, n: int = 1
 
 
 def _build_shard(profile: str, overrides: dict, wave: str, i: int, n: int) -> list[str]:
-    pl = Pipeline(get_profile(profile, overrides))
+    pl = Pipeline(get_profile(profile, overrides), gold_rm=ControlRM)
     if wave == "prepare":
         prepare(pl)
         return ["prepare"]

@@ -7,9 +7,10 @@ reruns only what depends on it; a killed run resumes from the last finished stag
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import datasets
 import numpy as np
@@ -22,7 +23,6 @@ from lib.models.models import load_model, load_tokenizer, save_model, tiny_llama
 from lib.models.sampling import sample_summaries
 from lib.models.train import mean_loss, train_causal_lm
 from lib.profiles import get_profile
-from lib.rm.control import ControlRM
 from lib.threads import torch_threads
 from lib.world import data as D
 from lib.world import world as W
@@ -32,13 +32,31 @@ transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
 
 
+class GoldRM(Protocol):
+    """A learned gold reward (the control RM, `lib.rm.control.ControlRM`): its cache key, which the
+    keys of stages that log gold rewards include, and its scores."""
+
+    key: dict
+
+    def score(self, prompts: Sequence[str], summaries: Sequence[str]) -> np.ndarray: ...
+
+
 class Pipeline:
-    """Stages of one profile, each built once and then read from the artifact cache."""
+    """Stages of one profile, each built once and then read from the artifact cache.
+
+    The gold reward is the synthetic world's exact one, or, where the profile names a control RM
+    (`gold.hub_name`), the one `gold_rm(pipeline)` builds: RM training sits a layer above, so the
+    caller passes it (`lib.rm.control.ControlRM`; the chapters and the fan-out do)."""
 
     def __init__(self, profile: str | Profile = "default", overrides: dict[str, Any] | None = None,
-                 cache: ArtifactCache | None = None):
+                 cache: ArtifactCache | None = None, gold_rm: Callable[[Pipeline], GoldRM] | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile, overrides)
         self.cache = cache or ArtifactCache(cache_dir(self.profile))
+        if self.profile.gold.hub_name is not None and gold_rm is None:
+            raise ValueError(f"profile {self.profile.name!r} names a control RM as its gold reward "
+                             f"(gold.hub_name = {self.profile.gold.hub_name!r}): pass "
+                             "gold_rm=lib.rm.control.ControlRM")
+        self._gold_rm = gold_rm
 
     # ---- configs that key each stage (parents included) -------------------------------------
     @property
@@ -225,10 +243,12 @@ class Pipeline:
         return key if self.gold_key is None else {**key, "gold": self.gold_key}
 
     @cached_property
-    def control_rm(self):
+    def control_rm(self) -> GoldRM:
         """The control RM that serves as gold reward when `profile.gold.hub_name` is set."""
-
-        return ControlRM(self)
+        if self.profile.gold.hub_name is None:
+            raise ValueError("profile.gold.hub_name is None: this profile's gold reward is the "
+                             "synthetic world's exact one (lib.world.world.gold_reward)")
+        return self._gold_rm(self)
 
     def gold(self, prompts: list[str], posts: list[str], summaries: list[str]) -> np.ndarray:
         """Gold reward of each summary: the synthetic world's exact reward of (post, summary), or

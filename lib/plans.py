@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from lib.config import RLConfig
+from lib.config import RLConfig, RMConfig
 from lib.rl.warp import run_seed
-from lib.rm.rm import RMConfig
 
 # The fan-out's waves (`lib.fanout`), in build order, and what each builds, as its benchmark row says.
 WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",
@@ -65,7 +64,7 @@ def rl_with_warm(rms) -> dict[str, dict]:
     corrupt pool; the β sweep of φ1 and WARM M; φ1 and WARM M of pool 0 in the long runs past the
     gold peak (`rl.long`)."""
     profile = rms.pl.profile
-    base, m = profile.rl.run, profile.rm.n_rms
+    base, m = profile.rl.run, profile.rm.m
     corrupt = replace(base, beta=base.beta * 0.01 / 0.003)
     pools = range(1, profile.rm.n_seeds)
 
@@ -95,7 +94,7 @@ def warp_proxy(rms) -> list[RMConfig]:
 
 def warp_anchors(rms) -> dict[str, Run]:
     """Notebook 05, stage 1: the EMA anchor against the SFT anchor, at WARP's β and β/10."""
-    rl, proxy = rms.pl.profile.warp.rl, warp_proxy(rms)
+    rl, proxy = rms.pl.profile.warp.run, warp_proxy(rms)
     return {f"EMA anchor, β={rl.beta:g}": Run(proxy, rl),
             f"EMA anchor, β={rl.beta / 10:g}": Run(proxy, replace(rl, beta=rl.beta / 10)),
             f"SFT anchor, β={rl.beta:g}": Run(proxy, replace(rl, anchor="init")),
@@ -106,7 +105,7 @@ def warp_run(rms, iteration: int, m: int) -> Run:
     """Run m of WARP iteration `iteration` (both 0-based): WARP's RL config, seed `run_seed`, and
     WARM of the clean pool as the reward (notebook 05, `lib.rl.warp.warp`)."""
     w = rms.pl.profile.warp
-    return Run(warp_proxy(rms), replace(w.rl, seed=run_seed(w.rl.seed, iteration, m)))
+    return Run(warp_proxy(rms), replace(w.run, seed=run_seed(w.run.seed, iteration, m)))
 
 
 def warp_iteration(rms, iteration: int, n_runs: int | None = None) -> list[Run]:

@@ -1,4 +1,5 @@
-"""The three profiles (`smoke`, `default`, `gpu`), the named presets (sets of overrides) and the
+"""The three profiles (`smoke`, `default`, `gpu`: `default` is the config dataclasses' defaults, the
+others list what they change), the named presets (sets of overrides) and the
 one entry point to them, `get_profile`, which applies a preset and dotted-key overrides with
 clear, one-line errors for bad input."""
 
@@ -46,56 +47,43 @@ PROFILES: dict[str, Profile] = {
         sft=LMTrainConfig(steps=6, batch_size=8, lr=1e-3, log_every=2, eval_every=3,
                           checkpoint_steps=(3,)),
         sampling=SamplingConfig(max_new_tokens=24, batch_size=64),
-        world_check=WorldCheckConfig(n_prompts=6, pool_size=16),
+        world_check=WorldCheckConfig(n_prompts=6, k=16),
         bon=BestOfNConfig(n_prompts=6, k=16),
         rl=_rl(RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2, n_eval_samples=2),
                long_steps=4, long_lr=2e-4, n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
-        warp=WARPConfig(rl=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
+        warp=WARPConfig(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
                                     n_eval_samples=2, anchor="ema", beta=0.1),
                         etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
         pairs=PairsConfig(k=3, n_train_posts=60, n_validation_posts=30, n_ood_posts=30),
-        rm=RMPoolConfig(n_rms=4, n_seeds=2, epochs=1.0, batch_size=8, baklava=(None, 3),
+        rm=RMPoolConfig(m=4, n_seeds=2, epochs=1.0, batch_size=8, baklava=(None, 3),
                         probe_pairs=100, curve_posts=10, eval_every=4, eval_every_warmup=2,
                         corrupt_posts=30, corrupt_epochs=2.0),
         n_eval_posts=8,
     ),
-    "default": Profile(
-        name="default",
-        # long enough to learn to copy from the post and to tell what it does not say (docs/reward-models.md: at
-        # 900 steps the worst clean RM sat 2.8 points below the bag-of-words proxy; at 1,800, 0.5)
-        pretrain=LMTrainConfig(steps=1800, batch_size=32, lr=3e-3, eval_every=150),
-        sft=LMTrainConfig(steps=120, batch_size=32, lr=1e-3, eval_every=30,
-                          checkpoint_steps=(60, 90)),
-        sampling=SamplingConfig(max_new_tokens=32, batch_size=512),
-        # lr 1e-4: at 5e-5 no policy is hacked within 50 steps by RMs that check facts (docs/reward-models.md)
-        rl=_rl(RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, beta=0.05, eval_every=10, n_eval_samples=2),
-               long_steps=100, long_lr=2e-4, betas=(0.01, 0.05, 0.2)),
-        warp=WARPConfig(rl=RLConfig(steps=50, prompts_per_step=8, k=4, lr=1e-4, eval_every=10,
-                                    n_eval_samples=2, anchor="ema", ema_mu=0.01, beta=0.1)),
-    ),
+    "default": Profile(name="default"),  # the dataclasses' defaults (lib.config)
     "gpu": Profile(
         name="gpu",
         world=WorldConfig(source="tldr"),
         model=ModelConfig(hub_name="EleutherAI/pythia-410m-deduped", dtype="bfloat16",
                           max_length=640),
-        pretrain=LMTrainConfig(steps=0),  # a hub model is already pre-trained
-        sft=LMTrainConfig(steps=2_000, batch_size=32, lr=2e-4, checkpoint_steps=(1_000, 1_500)),
+        pretrain=LMTrainConfig(steps=0, eval_every=50),  # a hub model is already pre-trained
+        sft=LMTrainConfig(steps=2_000, batch_size=32, lr=2e-4, eval_every=50, checkpoint_steps=(1_000, 1_500)),
         sampling=SamplingConfig(temperature=0.9, max_new_tokens=53, batch_size=64),
         # WARM's pool: 10 RMs (QLoRA), Baklava inits from the SFT checkpoints.
         # The human-labelled TL;DR comparisons (samples of many policies), not SFT samples.
         pairs=PairsConfig(source="dataset"),
-        rm=RMPoolConfig(n_rms=10, epochs=1.0, batch_size=16, warmup=0.1, lrs=(1e-5, 4e-5, 1e-4),
+        rm=RMPoolConfig(m=10, epochs=1.0, batch_size=16, warmup=0.1, lrs=(1e-5, 4e-5, 1e-4),
                         baklava=(None, 1_500, 1_000), mode="qlora", probe_pairs=4_000, ema_mu=1.0,
                         curve_posts=500, eval_every=200, eval_every_warmup=50,
                         corrupt_posts=None, corrupt_epochs=None),  # WARM: the whole training set
-        world_check=WorldCheckConfig(n_prompts=256, pool_size=256),
+        world_check=WorldCheckConfig(n_prompts=256, k=256),
         bon=BestOfNConfig(n_prompts=512, k=64),
         # Policies are QLoRA too; the paper's KL strengths (WARM: β = 0.003 clean, WARP: 0.1 with
         # the EMA anchor), 64 samples per step (the paper: 128) and LoRA's larger learning rate.
         rl=_rl(RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003, max_new_tokens=53,
                         mode="qlora", eval_every=100, n_eval_samples=2),
                long_steps=3_000, long_lr=1e-4, n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
-        warp=WARPConfig(rl=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
+        warp=WARPConfig(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
                                     anchor="ema", ema_mu=0.01, max_new_tokens=53, mode="qlora",
                                     eval_every=100, n_eval_samples=2)),
         # The control RM, 3.5× the policy and proxy RMs, trained separately (WARM §5, WARP §4).

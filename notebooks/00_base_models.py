@@ -239,10 +239,10 @@ ch.claim(id="world-ood-shift", paper="setup", figure="-",
 
 # %%
 wc = P.world_check
-pool = pl.sample_pool("sft", wc.n_prompts, wc.pool_size)
+pool = pl.sample_pool("sft", wc.n_prompts, wc.k)
 proxy_scores = np.array([bow.score([p] * len(row), row)
                          for p, row in zip(pool["posts"]["post"], pool["samples"])])
-ns = [n for n in 2 ** np.arange(20) if n <= wc.pool_size]
+ns = [n for n in 2 ** np.arange(20) if n <= wc.k]
 kl = [bon_kl(n) for n in ns]
 gold_by_n = bon_gold(proxy_scores, pool["gold"], ns)  # (prompts, N)
 proxy_by_n = bon_gold(proxy_scores, proxy_scores, ns).mean(0)

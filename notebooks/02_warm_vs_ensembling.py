@@ -224,7 +224,7 @@ learned, learned_clusters = across_pools(tc, [np.mean([c["train-corrupt"] for c 
 ch.claim(id="rm-memorizes-corrupt", paper="WARM", figure="Fig. 4a (02_wa_vs_ens_lambda)",
          claim="RMs trained on corrupted labels memorize them (accuracy on the flipped pairs, "
                "against the flipped labels, rises during training)",
-         metric=f"mean over each pool's {P.rm.n_rms} corrupt RMs of train-corrupt accuracy, end − step 0",
+         metric=f"mean over each pool's {P.rm.m} corrupt RMs of train-corrupt accuracy, end − step 0",
          estimate=nested_bootstrap(learned, clusters=learned_clusters), threshold=0.0, direction=">")
 
 # %% [markdown]
@@ -256,7 +256,7 @@ print(f"pair: RMs {i} and {j} of pool 0")
 # every pool's pairs. (All C(M, 2) pairs would cost five times the scoring for correlated draws.)
 
 # %%
-pairs = disjoint_pairs(P.rm.n_rms)
+pairs = disjoint_pairs(P.rm.m)
 diffs = {p: wa_minus_ens(rms, states[p], subsets[p], pairs) for p in seeds}  # subset -> (model pairs, eval pairs)
 per_seed = {name: across_pools([subsets[p][name] for p in seeds], [diffs[p][name].mean(0) for p in seeds])
             for name in names}  # subset -> (values, clusters)
@@ -302,7 +302,7 @@ ranked = {p: [states[p][k] for k in rms.ranking(corruption, p)] for p in seeds}
 best_first = np.stack([warm_by_m(rms, ranked[p], ood) for p in seeds])  # (pools, pairs, M)
 orders = {"random": [states[0][k] for k in np.random.default_rng(0).permutation(len(states[0]))],
           "worst → best": ranked[0][::-1]}
-ms = np.arange(1, P.rm.n_rms + 1)
+ms = np.arange(1, P.rm.m + 1)
 fig, ax = plt.subplots()
 line_with_band(ax, ms, *column_intervals(best_first, ood.clusters, seeded=True), label="WARM, best → worst")
 for k, (name, order_states) in enumerate(orders.items(), start=1):
@@ -317,8 +317,8 @@ ch.save(fig, "02_ood_vs_m")
 
 # %%
 ch.claim(id="warm-m-beats-best-single", paper="WARM", figure="Fig. 10 (02_ood_vs_m)",
-         claim=f"WARM M={P.rm.n_rms} (best-first) is more accurate OOD than the best single RM φ1",
-         metric=f"OOD accuracy, WARM M={P.rm.n_rms} − φ1 (corrupt pools)",
+         claim=f"WARM M={P.rm.m} (best-first) is more accurate OOD than the best single RM φ1",
+         metric=f"OOD accuracy, WARM M={P.rm.m} − φ1 (corrupt pools)",
          estimate=nested_bootstrap(best_first, lambda m: m[..., -1] - m[..., 0], ood.clusters),
          threshold=0.0, direction=">")
 if ood.p_label is not None:  # beside it, against the annotators' expected preference (the claim stays on labels)
@@ -422,9 +422,9 @@ ens_vs_best = np.stack([np.stack([rms.correct(np.mean(clean_scores[p], 0), ood_c
                                   rms.correct(clean_scores[p][best_on_id[p]], ood_c)], -1) for p in seeds])
 ens_gain = nested_bootstrap(ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters)
 ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
-         claim=f"the members make partly different errors: ENS M={P.rm.n_rms} of a clean pool is more accurate OOD "
+         claim=f"the members make partly different errors: ENS M={P.rm.m} of a clean pool is more accurate OOD "
                "than its member best on ID validation",
-         metric=f"OOD accuracy, ENS M={P.rm.n_rms} − the member best on ID validation (members {best_on_id})",
+         metric=f"OOD accuracy, ENS M={P.rm.m} − the member best on ID validation (members {best_on_id})",
          estimate=ens_gain, threshold=0.0, direction=">")
 
 # %% [markdown]
@@ -440,7 +440,7 @@ if ood_c.p_label is not None:  # the synthetic world's annotators; real data hav
         return np.stack([rms.correct(rms.scores(s, es), es, "expected") for s in states_], -1)
     beside = {"SFT init − random init (ID val)": np.stack([expected([rms.state(rms.member(0, 0.0, p)),
                                                                      rms.state(controls[p])], idv) for p in seeds]),
-              f"ENS M={P.rm.n_rms} − best member (OOD)": np.stack([np.stack(
+              f"ENS M={P.rm.m} − best member (OOD)": np.stack([np.stack(
                   [rms.correct(np.mean(clean_scores[p], 0), ood_c, "expected"),
                    rms.correct(clean_scores[p][best_on_id[p]], ood_c, "expected")], -1) for p in seeds])}
     display(pd.DataFrame({"against labels": [format(gain["ID val"], ".3f"), format(ens_gain, ".3f")],

@@ -51,7 +51,7 @@ from lib.world import data as D
 ch = Chapter("03", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
-seeds, M = range(P.rm.n_seeds), P.rm.n_rms
+seeds, M = range(P.rm.n_seeds), P.rm.m
 ch.describe()
 
 # %% [markdown]

@@ -52,7 +52,7 @@ ch = Chapter("04", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
 runs = RLRuns(pl, rms)
-base, M = P.rl.run, P.rm.n_rms
+base, M = P.rl.run, P.rm.m
 W6 = f"WARM M={M}"
 print(base)
 

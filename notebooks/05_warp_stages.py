@@ -45,7 +45,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | gpu
-overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"warp.rl.steps": 100}
+overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"warp.run.steps": 100}
 
 # %%
 from dataclasses import replace
@@ -71,7 +71,7 @@ rms = RewardModels(pl)
 runs = RLRuns(pl, rms)
 W = P.warp
 proxy_rm = plans.warp_proxy(rms)
-evaluate = lambda state: runs.evaluate(state, proxy_rm, cfg=W.rl)  # noqa: E731
+evaluate = lambda state: runs.evaluate(state, proxy_rm, cfg=W.run)  # noqa: E731
 print(W)
 
 # %% [markdown]
@@ -102,11 +102,11 @@ pd.DataFrame({name: {"KL to SFT": h["eval_kl_init"][-1], "gold": h["eval_gold"][
                      "KL to anchor": h["eval_kl_anchor"][-1]} for name, h in stage1.items()}).T.round(3)
 
 # %%
-ema, sft_anchor = stage1[f"EMA anchor, β={W.rl.beta:g}"], stage1[f"SFT anchor, β={W.rl.beta:g}"]
+ema, sft_anchor = stage1[f"EMA anchor, β={W.run.beta:g}"], stage1[f"SFT anchor, β={W.run.beta:g}"]
 kl = np.stack([per_prompt(ema, "eval_kl_all")[:, -1], per_prompt(sft_anchor, "eval_kl_all")[:, -1]], 1)
 ch.claim(id="warp-ema-anchor", paper="WARP", figure="Fig. 3a, b (05_stage1_ema_anchor)",
          claim="at equal β, the EMA anchor lets the policy explore further from SFT than the SFT anchor",
-         metric=f"final KL to SFT, EMA − SFT anchor at β={W.rl.beta:g} (final gold: EMA "
+         metric=f"final KL to SFT, EMA − SFT anchor at β={W.run.beta:g} (final gold: EMA "
                 f"{ema['eval_gold'][-1]:.3f}, SFT anchor {sft_anchor['eval_gold'][-1]:.3f})",
          estimate=bootstrap(kl, lambda m: m[..., 0] - m[..., 1]), threshold=0.0, direction=">")
 
@@ -172,7 +172,7 @@ def front(theta_init, theta_merged):
     return np.stack([np.stack([p["gold_all"].mean(1), p["kl_all"].mean(1)], -1) for p in points], 1)
 
 fronts = {"iteration 1": front(it1["start"], it1["merged"]), "iteration 2": front(it2["start"], it2["merged"])}
-plain = stage1[f"EMA anchor, β={W.rl.beta:g}"]
+plain = stage1[f"EMA anchor, β={W.run.beta:g}"]
 rl = np.stack([per_prompt(plain), per_prompt(plain, "eval_kl_all")], -1)  # (prompts, steps, 2)
 
 # %%
@@ -256,7 +256,7 @@ ch.verdicts()
 # %% [markdown]
 # ## Try it
 #
-# - Longer runs, `overrides = {"warp.rl.steps": 150}`: task vectors grow and their angle shows whether
+# - Longer runs, `overrides = {"warp.run.steps": 150}`: task vectors grow and their angle shows whether
 #   they stay nearly orthogonal.
 # - SLERP on the whole flattened vector, `overrides = {"warp.angles": "global"}`, or one angle per
 #   transformer layer as the paper, `{"warp.angles": "layer"}`.

@@ -45,7 +45,7 @@ def test_the_substrate_probe_reports_each_member_against_the_proxy(tmp_env):
 
 
 def test_the_substrate_probe_refuses_a_member_the_pool_does_not_have(tmp_env):
-    with pytest.raises(ValueError, match=r"members \[0, 9\]: pool 0 has members 0–3 \(rm.n_rms = 4\)"):
+    with pytest.raises(ValueError, match=r"members \[0, 9\]: pool 0 has members 0–3 \(rm.m = 4\)"):
         substrate_probe.main([*TINY, "--members", "0,9"])
 
 

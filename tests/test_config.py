@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 import lib.config
@@ -108,3 +110,60 @@ def test_overrides_beside_a_preset_win_over_its_keys():
     assert get_profile("default", {"preset": "premises", key: other}) == get_profile(
         "default", {**PRESETS["premises"], key: other})
     assert get_profile("default", {"preset": "premises", key: other}) != get_profile("default", {"preset": "premises"})
+
+
+def _config_classes():
+    import ast
+    import inspect
+
+    import lib.config as C
+
+    tree = ast.parse(inspect.getsource(C))
+    return C, [node for node in tree.body if isinstance(node, ast.ClassDef)]
+
+
+def test_every_config_field_has_a_docstring_and_every_dataclass_validates():
+    import ast
+    import dataclasses
+
+    C, classes = _config_classes()
+    assert len(classes) >= 15
+    for node in classes:
+        body = node.body
+        documented = lambda i: (i + 1 < len(body) and isinstance(body[i + 1], ast.Expr)
+                                and isinstance(getattr(body[i + 1].value, "value", None), str))
+        missing = [f.target.id for i, f in enumerate(body) if isinstance(f, ast.AnnAssign) and not documented(i)]
+        assert not missing, f"{node.name}: fields without a docstring: {missing}"
+        cls = getattr(C, node.name)
+        assert dataclasses.is_dataclass(cls) and "__post_init__" in vars(cls), f"{node.name} does not validate itself"
+
+
+def test_every_config_dataclass_lives_in_the_config_module():
+    import ast
+    from pathlib import Path
+
+    lib = Path(__file__).parents[1] / "lib"
+    elsewhere = [f"{p.relative_to(lib)}:{node.name}" for p in lib.glob("**/*.py") if p.name != "config.py"
+                 for node in ast.parse(p.read_text()).body
+                 if isinstance(node, ast.ClassDef) and node.name.endswith(("Config", "Setup"))]
+    assert not elsewhere, f"config dataclasses outside lib/config.py: {elsewhere}"
+
+
+@pytest.mark.parametrize("cls, kwargs, message", [
+    ("ModelConfig", {"hidden_size": 30, "num_heads": 4}, "multiple of model.num_heads"),
+    ("SamplingConfig", {"temperature": 0.0}, "sampling.temperature must be > 0"),
+    ("WorldCheckConfig", {"k": 0}, "world_check.k must be ≥ 1"),
+    ("BestOfNConfig", {"n_prompts": 0}, "bon.n_prompts must be ≥ 1"),
+    ("ProbeConfig", {"l2": -1.0}, "probe.l2 must be ≥ 0"),
+    ("TLDRConfig", {"sft_path": ""}, "tldr.sft_path is a path or None"),
+    ("GoldConfig", {"mode": "int8"}, "unknown gold.mode 'int8'"),
+    ("RLSetup", {"betas": (0.1, -0.1)}, "rl.betas must be ≥ 0"),
+    ("RMPoolConfig", {"dropouts": (0.0, 1.0)}, "rm.dropouts must lie in [0, 1)"),
+    ("LMTrainConfig", {"checkpoint_steps": (0,)}, "checkpoint_steps must be ≥ 1"),
+    ("WorldConfig", {"source": "reddit"}, "unknown world.source 'reddit'"),
+])
+def test_a_bad_config_value_is_one_clear_error(cls, kwargs, message):
+    import lib.config as C
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        getattr(C, cls)(**kwargs)

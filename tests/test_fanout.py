@@ -12,7 +12,7 @@ from lib.rl.warp import merge_iteration
 from lib.rm.pool import RewardModels
 
 FAST = {"pretrain.steps": 2, "sft.steps": 2, "sft.checkpoint_steps": (1,), "rm.epochs": 0.3,
-        "rm.n_rms": 3, "rm.n_seeds": 1, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
+        "rm.m": 3, "rm.n_seeds": 1, "world.n_pretrain_posts": 100, "world.n_sft_train": 60}
 
 
 @pytest.mark.slow
@@ -29,7 +29,7 @@ def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monke
         built.append({p.name for p in root.glob("rm-[0-9a-f]*")} - before)
     assert built[0] and built[1] and not built[0] & built[1]
     # + notebook 01's two random-init controls and notebook 02's pre-training control of each pool
-    assert len(built[0] | built[1]) == 2 * FAST["rm.n_rms"] + 2 + FAST["rm.n_seeds"]
+    assert len(built[0] | built[1]) == 2 * FAST["rm.m"] + 2 + FAST["rm.n_seeds"]
 
     cache = ArtifactCache(root)
     rms = RewardModels(Pipeline("smoke", FAST, cache=cache))
@@ -151,7 +151,7 @@ def test_a_shard_built_in_process_gives_back_the_callers_thread_count(monkeypatc
     import torch
 
     seen = []
-    monkeypatch.setattr(fanout, "Pipeline", lambda profile: None)
+    monkeypatch.setattr(fanout, "Pipeline", lambda profile, **kwargs: None)
     monkeypatch.setitem(fanout.JOBS, "rms", lambda pl: [("one run", lambda: seen.append(torch.get_num_threads()))])
     before = torch.get_num_threads()
     other = 1 if before > 1 else 2

@@ -10,6 +10,7 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from lib.cache import ArtifactCache
 from lib.pipeline import Pipeline
+from lib.rm.control import ControlRM
 from lib.world import data as D
 
 SMALL = {"world.n_pretrain_posts": 200, "world.n_sft_train": 100, "pretrain.steps": 2,
@@ -63,7 +64,7 @@ def real(tmp_path_factory):
 
 
 def test_real_data_go_through_the_loaders(real, tmp_path):
-    pl = Pipeline("smoke", real["overrides"], cache=ArtifactCache(tmp_path))
+    pl = Pipeline("smoke", real["overrides"], cache=ArtifactCache(tmp_path), gold_rm=ControlRM)
     synthetic = Pipeline("smoke", SMALL, cache=ArtifactCache(real["root"] / "synthetic-cache"))
     assert pl.world.sft["train"]["post"] == synthetic.world.sft["train"]["post"]
     ood = pl.world.comparisons["test_ood"]
@@ -76,7 +77,7 @@ def test_real_data_go_through_the_loaders(real, tmp_path):
 @pytest.mark.parametrize("mode", ["lora", "qlora"])
 def test_the_control_rm_is_the_gold_reward(real, tmp_path, mode):
     overrides = {**real["overrides"], "gold.mode": mode}
-    pl = Pipeline("smoke", overrides, cache=ArtifactCache(tmp_path))
+    pl = Pipeline("smoke", overrides, cache=ArtifactCache(tmp_path), gold_rm=ControlRM)
     pool = pl.sample_pool("sft", 4, 3)
     assert pool["gold"].shape == (4, 3) and np.isfinite(pool["gold"]).all()
     assert pool["gold"].std() > 0
@@ -93,12 +94,12 @@ def test_the_control_rm_is_the_gold_reward(real, tmp_path, mode):
     prompts = D.prompts_of(pool["posts"])
     flat_prompts = [p for p in prompts for _ in range(3)]
     flat = [s for row in pool["samples"] for s in row]
-    again = Pipeline("smoke", overrides, cache=ArtifactCache(tmp_path))
+    again = Pipeline("smoke", overrides, cache=ArtifactCache(tmp_path), gold_rm=ControlRM)
     np.testing.assert_allclose(again.gold(flat_prompts, [""] * len(flat), flat),
                                pool["gold"].ravel(), rtol=0, atol=1e-5)
     assert again.cache.builds == 0
     # A gold reward that changes changes every key that logged it.
-    other = Pipeline("smoke", {**overrides, "gold.steps": 7}, cache=ArtifactCache(tmp_path))
+    other = Pipeline("smoke", {**overrides, "gold.steps": 7}, cache=ArtifactCache(tmp_path), gold_rm=ControlRM)
     assert other.pool_key("sft", 4, 3) != pl.pool_key("sft", 4, 3)
 
 

@@ -217,7 +217,7 @@ def test_the_premise_probe_writes_every_field_on_smoke(smoke_run, tmp_path, monk
     (line,) = out.read_text().splitlines()
     row = json.loads(line)
     assert tuple(row) == substrate_probe.PREMISE_FIELDS and row["profile"] == "smoke"
-    m = get_profile("smoke").rm.n_rms
+    m = get_profile("smoke").rm.m
     for split in ("ID val", "OOD"):
         for k in ("label", "expected"):
             for name in ("SFT init − random init (member 0)", "probe SFT − probe random",

@@ -3,8 +3,8 @@
 from types import SimpleNamespace
 
 from lib import plans
+from lib.config import RMConfig
 from lib.profiles import get_profile
-from lib.rm.rm import RMConfig
 
 
 class RankedPools:
@@ -15,12 +15,12 @@ class RankedPools:
         self.pl = SimpleNamespace(profile=profile)
 
     def ranked(self, corruption: float, pool: int = 0) -> list[RMConfig]:
-        return [RMConfig(seed=100 * pool + k, corruption=corruption) for k in range(self.pl.profile.rm.n_rms)]
+        return [RMConfig(seed=100 * pool + k, corruption=corruption) for k in range(self.pl.profile.rm.m)]
 
 
 def test_every_corrupt_pool_gets_its_own_phi1_and_warm_runs_at_the_corrupt_beta():
     profile = get_profile("default")
-    m, corruption = profile.rm.n_rms, profile.rm.corruption
+    m, corruption = profile.rm.m, profile.rm.corruption
     plan = plans.rl_with_warm(RankedPools(profile))
     warm = f"WARM M={m}"
     assert set(plan["corrupt seeds"]) == {(name, p) for name in ("φ1", warm) for p in range(1, profile.rm.n_seeds)}
@@ -48,9 +48,9 @@ def test_the_long_runs_train_phi1_and_warm_of_pool_0_past_the_default_budget():
     profile = get_profile("default")
     plan = plans.rl_with_warm(RankedPools(profile))
     long = plan["long"]
-    assert set(long) == {"φ1", f"WARM M={profile.rm.n_rms}"}
+    assert set(long) == {"φ1", f"WARM M={profile.rm.m}"}
     assert long["φ1"].members == plan["clean"]["φ1"].members
-    assert len(long[f"WARM M={profile.rm.n_rms}"].members) == profile.rm.n_rms
+    assert len(long[f"WARM M={profile.rm.m}"].members) == profile.rm.m
     for run in long.values():
         assert run.cfg == profile.rl.long and run.kind == "warm"
         assert all(cfg.seed // 100 == 0 and cfg.corruption == 0.0 for cfg in run.members)

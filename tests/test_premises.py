@@ -103,8 +103,8 @@ def test_the_pretraining_control_differs_from_member_0_in_its_init_alone():
     from types import SimpleNamespace
 
     from lib import plans
+    from lib.config import RMConfig
     from lib.profiles import get_profile
-    from lib.rm.rm import RMConfig
 
     profile = get_profile("default")
 
@@ -151,7 +151,7 @@ def test_members_are_ranked_on_one_split_alone(rank_on, scored):
     n = 12
     accuracy = {"ID val": [0.6, 0.8, 0.7], "OOD": [0.9, 0.5, 0.6]}
     rms, seen = object.__new__(RewardModels), []
-    rms.cfg = RMPoolConfig(n_rms=3, rank_on=rank_on)
+    rms.cfg = RMPoolConfig(m=3, rank_on=rank_on)
     rms.eval_sets = lambda corruption=0.0, pool=0: {"ID val": EvalSet("ID val", "validation", np.arange(n),
                                                                       np.ones(n, int), np.arange(n))}
     rms.pairset = lambda name: SimpleNamespace(n=n, choice=np.ones(n, int), group=np.arange(n) // 2)

@@ -14,7 +14,7 @@ from lib.models.sampling import sample_batch
 from lib.rl.rl import kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
 from lib.rl.state import load_rl_state, save_rl_state
 
-FAST = dict(steps=4, prompts_per_step=2, k=2, lr=1e-2, max_new_tokens=6, eval_every=2)
+FAST = dict(steps=4, prompts_per_step=2, k=2, lr=1e-2, max_new_tokens=6, eval_every=2, n_eval_samples=1)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -283,8 +283,8 @@ def test_the_held_out_curve_starts_at_the_probed_head(rms):
 
 
 def test_curve_is_dense_during_the_warmup(tmp_path):
+    from lib.config import RMConfig
     from lib.profiles import get_profile
-    from lib.rm.rm import RMConfig
 
     cfg = RMConfig(steps=250, warmup=0.3)
     dense = RewardModels(Pipeline("default", {"rm.eval_every_warmup": 10}, cache=ArtifactCache(tmp_path)))

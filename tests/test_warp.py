@@ -14,7 +14,7 @@ from lib.rl.rl import train_policy
 from lib.rl.warp import WARPConfig, angle_deg, merge_policies, run_seed, warp
 
 TINY_RL = RLConfig(steps=2, prompts_per_step=2, k=4, lr=1e-2, max_new_tokens=6, eval_every=5,
-                   anchor="ema", ema_mu=0.01, beta=0.1)
+                   n_eval_samples=1, anchor="ema", ema_mu=0.01, beta=0.1)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,11 +50,11 @@ def synthetic(seed: int, scale: float = 1.0) -> dict:
 
 def test_bad_config_values_raise():
     for bad in ({"m": 0}, {"m": 1000}, {"iterations": 0}, {"eta": -0.1}, {"eta": float("nan")},
-                {"merge": "ties"}, {"angles": "row"}, {"lam": 1.5}, {"rl": {"beta": 0.1}}):
+                {"merge": "ties"}, {"angles": "row"}, {"lam": 1.5}, {"run": {"beta": 0.1}}):
         with pytest.raises(ValueError):
             WARPConfig(**bad)
-    assert WARPConfig().rl.anchor == "ema" and WARPConfig().rl.beta == 0.1
-    WARPConfig(rl=RLConfig(anchor="init"), m=1, eta=1.5)  # ablations and extrapolation are valid
+    assert WARPConfig().run.anchor == "ema" and WARPConfig().run.beta == 0.1
+    WARPConfig(run=RLConfig(anchor="init"), m=1, eta=1.5)  # ablations and extrapolation are valid
 
 
 # ---- merges ------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def toy_runs(tok, sft, rl, make_policy=None, received=None, calls=None):
 
 
 def test_liti_endpoints_through_the_warp_path(tok, sft):
-    cfg = WARPConfig(iterations=1, m=2, rl=TINY_RL, eta=0.0)
+    cfg = WARPConfig(iterations=1, m=2, run=TINY_RL, eta=0.0)
     out = warp(toy_runs(tok, sft, TINY_RL), cfg)
     it = out["iterations"][0]
     assert equal(out["final"], sft) and equal(it["init"], sft)
@@ -159,7 +159,7 @@ def test_liti_endpoints_through_the_warp_path(tok, sft):
 def test_every_run_starts_from_the_previous_liti_model(tok, sft):
     received, calls = [], []
     rl = replace(TINY_RL, seed=7)
-    out = warp(toy_runs(tok, sft, rl, received=received, calls=calls), WARPConfig(iterations=2, m=2, rl=rl, eta=0.3),
+    out = warp(toy_runs(tok, sft, rl, received=received, calls=calls), WARPConfig(iterations=2, m=2, run=rl, eta=0.3),
                first_runs=3)
     it1, it2 = out["iterations"]
     assert len(received) == 5 and len(it1["runs"]) == 3 and len(it2["runs"]) == 2  # a third first run, unmerged
@@ -177,8 +177,8 @@ def test_every_run_starts_from_the_previous_liti_model(tok, sft):
 
 def test_warp_raises_the_reward_of_the_final_policy(tok, sft):
     rl = RLConfig(steps=10, prompts_per_step=4, k=4, lr=1e-2, beta=0.1, anchor="ema", ema_mu=0.01,
-                  temperature=1.0, max_new_tokens=8, eval_every=100)
-    out = warp(toy_runs(tok, sft, rl), WARPConfig(iterations=2, m=2, rl=rl))
+                  temperature=1.0, max_new_tokens=8, eval_every=100, n_eval_samples=1)
+    out = warp(toy_runs(tok, sft, rl), WARPConfig(iterations=2, m=2, run=rl))
 
     def reward(state):
         batch = sample_batch(factory(tok)(state), tok, PROMPTS, 16, rl, generator_seed=123)
@@ -193,7 +193,7 @@ def test_warp_raises_the_reward_of_the_final_policy(tok, sft):
 def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
     """LoRA runs: merges act on the merged weights W + B·A·scale; only adapted layers move."""
     rl = replace(TINY_RL, mode="lora", lr=5e-2)
-    out = warp(toy_runs(tok, sft, rl), WARPConfig(iterations=1, m=2, rl=rl, eta=1.0))
+    out = warp(toy_runs(tok, sft, rl), WARPConfig(iterations=1, m=2, run=rl, eta=1.0))
     final = out["final"]
     assert set(final) == set(sft)
     moved = {k for k in sft if not torch.equal(final[k], sft[k])}
@@ -213,7 +213,7 @@ def test_warp_of_qlora_policies_merges_from_their_nf4_start(tok, sft, tmp_path):
     def make(state):
         return policy_from_state(tmp_path, state, rl)
 
-    out = warp(toy_runs(tok, sft, rl, make_policy=make), WARPConfig(iterations=1, m=2, rl=rl, eta=0.0))
+    out = warp(toy_runs(tok, sft, rl, make_policy=make), WARPConfig(iterations=1, m=2, run=rl, eta=0.0))
     nf4 = full_weights(make(sft), list(sft))
     assert equal(out["final"], nf4)
     rounded = {k for k in sft if not torch.equal(nf4[k], sft[k])}

@@ -14,6 +14,7 @@ from lib.pipeline import Pipeline
 from lib.profiles import parse_overrides
 from lib.report.plots import save_figure
 from lib.report.results import claims_of, record_benchmark, record_claim
+from lib.rm.control import ControlRM
 
 
 def printable(text: str) -> str:
@@ -27,7 +28,7 @@ class Chapter:
 
     def __init__(self, number: str, profile: str = "default", overrides: dict | str | None = None):
         self.number = number
-        self.pl = Pipeline(profile, parse_overrides(overrides))
+        self.pl = Pipeline(profile, parse_overrides(overrides), gold_rm=ControlRM)
         self.P = self.pl.profile
         self.results: Path = results_dir(self.P)
         if self.P.name == "smoke":

@@ -20,8 +20,10 @@ from transformers import PreTrainedModel
 from lib.config import RUN_THREADS, RLConfig
 from lib.models.lora import load_full_weights, merged_state_dict, policy_for, policy_from_state
 from lib.models.sampling import sample_batch, step_seed
+from lib.pipeline import Pipeline
 from lib.rl.rl import RewardFn, kl_per_sequence, response_logprobs, train_policy
 from lib.rl.state import StaleRLState, load_rl_state, save_rl_state
+from lib.rm.pool import RewardModels
 from lib.rm.rm import score_texts
 from lib.threads import torch_threads
 from lib.world import data as D
@@ -40,7 +42,7 @@ class RLRuns:
     last eval step (states under `<cache>/partial/`, safetensors + JSON) and ends bit-identical.
     """
 
-    def __init__(self, pipeline, rms):
+    def __init__(self, pipeline: Pipeline, rms: RewardModels):
         self.pl, self.rms, self.setup = pipeline, rms, pipeline.profile.rl
         sft = pipeline.world.sft
         train = sft["train"].select(range(min(self.setup.n_prompts, len(sft["train"]))))

@@ -96,7 +96,7 @@ def warp(train_run: TrainRun, cfg: WARPConfig, first_runs: int | None = None) ->
     """WARP (Algorithm 1): `cfg.iterations` rounds of M runs of `train_run`, merge, LITI.
 
     Run m of iteration i starts from the previous iteration's LITI model (the SFT policy for i = 0)
-    and trains with seed `run_seed(cfg.rl.seed, i, m)`; the first iteration trains `first_runs`
+    and trains with seed `run_seed(cfg.run.seed, i, m)`; the first iteration trains `first_runs`
     runs if more than M (notebook 05 merges a third one for its M = 3 curve), of which the first M
     are merged. Returns {"iterations": [per iteration: `merge_iteration`'s dict, plus "runs"],
     "final": the last LITI model}.

@@ -24,10 +24,11 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from lib.cache import Artifact
-from lib.config import GoldConfig
+from lib.config import MODES, GoldConfig, RMConfig
 from lib.measure.evaluate import choice_accuracy
 from lib.models.models import from_pretrained, load_tokenizer, lora_targets
-from lib.rm.rm import PairSet, RMConfig, score_pairs, score_texts, train_reward_model
+from lib.pipeline import Pipeline
+from lib.rm.rm import PairSet, score_pairs, score_texts, train_reward_model
 
 # Bump when the control RM's training changes in a way its config does not show.
 GOLD_VERSION = 1
@@ -37,8 +38,8 @@ def control_rm_model(cfg: GoldConfig, pad_token_id: int, device: str = "cpu",
                      gradient_checkpointing: bool = False) -> PreTrainedModel:
     """The control RM before training (or the skeleton its trained weights are loaded into): the
     base model with a one-output head, plus LoRA adapters on every linear layer (LoRA, QLoRA)."""
-    if cfg.mode not in ("full", "lora", "qlora"):
-        raise ValueError(f"unknown gold.mode {cfg.mode!r}; valid: full, lora, qlora")
+    if cfg.mode not in MODES:
+        raise ValueError(f"unknown gold.mode {cfg.mode!r}; valid: {', '.join(MODES)}")
     torch.manual_seed(cfg.seed)  # the fresh head
     model = from_pretrained(AutoModelForSequenceClassification, cfg.hub_name, dtype=cfg.dtype,
                             load_in_4bit=cfg.mode == "qlora", device=device,
@@ -62,7 +63,7 @@ def trained_parameters(model: PreTrainedModel) -> dict[str, torch.Tensor]:
 class ControlRM:
     """The gold reward of a pipeline whose profile names a control RM (`profile.gold.hub_name`)."""
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline: Pipeline):
         self.pl = pipeline
         self.cfg: GoldConfig = pipeline.profile.gold
         if self.cfg.hub_name is None:

@@ -22,15 +22,14 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification, PreTrainedModel
 
 from lib.cache import Artifact, state_fingerprint
-from lib.config import PREPARE_THREADS, RUN_THREADS
+from lib.config import PREPARE_THREADS, RUN_THREADS, ProbeConfig, RMConfig
 from lib.measure.evaluate import choice_correct, expected_correct
 from lib.merge import weight_average
 from lib.models.lora import merged_state_dict
 from lib.models.models import from_pretrained, lora_targets, tiny_llama
+from lib.pipeline import Pipeline
 from lib.rm.rm import (
     PairSet,
-    ProbeConfig,
-    RMConfig,
     fit_linear_probe,
     reward_model_from,
     score_texts,
@@ -75,7 +74,7 @@ def save_rm(model: PreTrainedModel, path: Path) -> None:
 class RewardModels:
     """Cached RM stages of a pipeline: the shared probed head, the pools, their scores."""
 
-    def __init__(self, pipeline, probe: ProbeConfig | None = None):
+    def __init__(self, pipeline: Pipeline, probe: ProbeConfig | None = None):
         self.pl = pipeline
         self.cfg = pipeline.profile.rm
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
@@ -214,7 +213,7 @@ class RewardModels:
                         checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu, lora_r=c.lora_r, lora_alpha=c.lora_alpha)
 
     def pool(self, corruption: float = 0.0, pool: int = 0) -> list[RMConfig]:
-        return [self.member(i, corruption, pool) for i in range(self.cfg.n_rms)]
+        return [self.member(i, corruption, pool) for i in range(self.cfg.m)]
 
     def ranking(self, corruption: float = 0.0, pool: int = 0) -> list[int]:
         """Members of a pool ranked by their accuracy on `rm.rank_on` (ID validation by default;

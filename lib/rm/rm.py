@@ -13,7 +13,6 @@ hidden state at the EOS that ends each summary.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,59 +26,13 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
+from lib.config import ProbeConfig, RMConfig
 from lib.measure.evaluate import choice_accuracy, fit_bradley_terry
 from lib.models.ema import Ema
 from lib.models.lora import unwrapped
 from lib.world import data as D
 
 MAX_GROUP = 8  # sequences packed in one row at most; a prompt with more spans several rows
-
-
-@dataclass(frozen=True)
-class RMConfig:
-    """One reward-model fine-tuning run; each field is a diversity knob or a budget."""
-
-    seed: int = 0  # data order and dropout noise
-    lr: float = 1e-4  # peak learning rate (AdamW), after `warmup`, then cosine decay to 0
-    dropout: float = 0.0  # attention dropout (full) or LoRA dropout
-    init_checkpoint: int | None = None  # Baklava: SFT checkpoint step (None: the final SFT)
-    random_init: bool = False  # control: no shared pre-training at all
-    mode: str = "full"  # full | lora | qlora
-    steps: int = 80
-    batch_size: int = 16  # prompts per step (each with all its pairs)
-    warmup: float = 0.1  # fraction of the steps with a linear warmup
-    corruption: float = 0.0  # fraction of training labels flipped (WARM §4.2: 0.25)
-    train_block: int = 0  # which disjoint block of `rm.corrupt_posts` training posts a corrupt RM reads
-    checkpoint_steps: tuple[int, ...] = ()
-    lora_r: int = 8
-    lora_alpha: int = 16
-    # The RM is the EMA of its weights, θ_ema ← (1−μ)·θ_ema + μ·θ after every step, from the probed
-    # init: its held-out curve, checkpoints and final weights are the EMA's. 1: no averaging.
-    ema_mu: float = 1.0
-
-    def __post_init__(self):
-        if self.mode not in ("full", "lora", "qlora"):
-            raise ValueError(f"unknown RM mode {self.mode!r}; valid: full, lora, qlora")
-        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"RM steps, batch_size and lr must be positive, got {self.steps}, "
-                             f"{self.batch_size}, {self.lr}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"RM warmup is a fraction of the steps in [0, 1), got {self.warmup}")
-        if not 0.0 < self.ema_mu <= 1.0:
-            raise ValueError(f"RM ema_mu must be in (0, 1], got {self.ema_mu}")
-        if self.train_block < 0:
-            raise ValueError(f"RM train_block must be ≥ 0, got {self.train_block}")
-        if self.ema_mu < 1.0 and self.mode != "full":
-            raise ValueError(f"an RM EMA (ema_mu {self.ema_mu} < 1) needs mode 'full', got {self.mode!r}: "
-                             "the EMA of LoRA weights is a full model, not an adapter")
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """The shared head: logistic regression on frozen SFT features of the training pairs."""
-
-    n_pairs: int = 4000
-    l2: float = 1e-3
 
 
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
