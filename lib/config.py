@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib.seeds import ITERATION_STRIDE, POOL_STRIDE
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -401,6 +403,8 @@ class RMPoolConfig:
             raise ValueError(f"rm.ema_mu must be in (0, 1] (1: no EMA), got {self.ema_mu}")
         if self.m < 2 or self.n_seeds < 1:
             raise ValueError(f"rm.m must be ≥ 2 and rm.n_seeds ≥ 1, got {self.m}, {self.n_seeds}")
+        _check(self.m < POOL_STRIDE, f"rm.m must be < {POOL_STRIDE} (the members of the pools get distinct "
+               f"seeds, lib.seeds), got {self.m}")
         if not self.epochs > 0 or self.batch_size < 1:
             raise ValueError(f"rm.epochs and rm.batch_size must be positive, got {self.epochs}, "
                              f"{self.batch_size}")
@@ -529,7 +533,6 @@ class RLConfig:
 
 MERGES = ("slerp", "lerp")
 SLERP_ANGLES = ("tensor", "layer", "global")  # where SLERP takes its angles (WARPConfig.angles)
-SEED_STRIDE = 1000  # WARP: run m of iteration i trains with seed rl.seed + SEED_STRIDE·i + m
 
 
 def _warp_run() -> RLConfig:
@@ -568,8 +571,8 @@ class WARPConfig:
             raise ValueError(f"unknown SLERP angles {self.angles!r}; valid: {', '.join(SLERP_ANGLES)}")
         if self.iterations < 1:
             raise ValueError(f"iterations must be ≥ 1, got {self.iterations}")
-        if not 1 <= self.m < SEED_STRIDE:
-            raise ValueError(f"m must be in [1, {SEED_STRIDE}) (runs get distinct seeds), got {self.m}")
+        if not 1 <= self.m < ITERATION_STRIDE:
+            raise ValueError(f"m must be in [1, {ITERATION_STRIDE}) (runs get distinct seeds), got {self.m}")
         if not (math.isfinite(self.eta) and self.eta >= 0.0):
             raise ValueError(f"eta must be a finite number ≥ 0, got {self.eta}")
         if not 0.0 <= self.lam <= 1.0:

@@ -23,6 +23,7 @@ from lib.models.models import load_model, load_tokenizer, save_model, tiny_llama
 from lib.models.sampling import sample_summaries
 from lib.models.train import mean_loss, train_causal_lm
 from lib.profiles import get_profile
+from lib.seeds import pairs_sampling_seed
 from lib.threads import torch_threads
 from lib.world import data as D
 from lib.world import world as W
@@ -189,7 +190,7 @@ class Pipeline:
                 rows = posts[split].select(range(n))
                 sampling = SamplingConfig(temperature=temperature, batch_size=self.profile.sampling.batch_size,
                                           max_new_tokens=self.profile.sampling.max_new_tokens,
-                                          seed=1000 * cfg.seed + 100 + i)
+                                          seed=pairs_sampling_seed(cfg.seed, i))
                 with torch_threads(PREPARE_THREADS):
                     samples, stats[split] = sample_summaries(self.load(stage), self.tokenizer, D.prompts_of(rows),
                                                              cfg.k, sampling, desc=f"{split} pairs")

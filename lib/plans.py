@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from lib.config import RLConfig, RMConfig
-from lib.rl.warp import run_seed
+from lib.seeds import run_seed
 
 # The fan-out's waves (`lib.fanout`), in build order, and what each builds, as its benchmark row says.
 WAVES = {"prepare": "data, SFT, comparisons and probed heads, one process",

@@ -9,7 +9,7 @@ LIB = Path(__file__).parents[1] / "lib"
 
 # Bottom layer first. A module's layer is its folder under lib/, or its own name at the top.
 LAYERS = [
-    {"config", "profiles", "cache", "threads", "merge", "measure"},
+    {"seeds", "config", "profiles", "cache", "threads", "merge", "measure"},
     {"models"},
     {"world"},
     {"pipeline"},

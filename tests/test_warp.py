@@ -11,7 +11,8 @@ from lib.models.lora import is_peft, merged_state_dict, wrap_lora
 from lib.models.models import tiny_llama
 from lib.models.sampling import sample_batch
 from lib.rl.rl import train_policy
-from lib.rl.warp import WARPConfig, angle_deg, merge_policies, run_seed, warp
+from lib.rl.warp import WARPConfig, angle_deg, merge_policies, warp
+from lib.seeds import run_seed
 
 TINY_RL = RLConfig(steps=2, prompts_per_step=2, k=4, lr=1e-2, max_new_tokens=6, eval_every=5,
                    n_eval_samples=1, anchor="ema", ema_mu=0.01, beta=0.1)

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-_EVAL_SEED_OFFSET = 999_983  # the RL eval samples' seed, far from any training step's
+from lib.seeds import batch_seed
 
 
 class Temperature(Protocol):
@@ -23,11 +23,6 @@ class Temperature(Protocol):
 
     temperature: float
     max_new_tokens: int
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The sampling seed of RL training step `step` (the eval samples use `step_seed(seed, -1)`)."""
-    return seed * 1_000_003 + (step if step >= 0 else _EVAL_SEED_OFFSET)
 
 
 def position_ids_of(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -78,7 +73,7 @@ def sample_summaries(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     texts: list[str] = []
     start, n_tokens = time.perf_counter(), 0
     for b, i in enumerate(tqdm(range(0, len(flat), cfg.batch_size), desc=desc, leave=False, mininterval=2)):
-        batch = sample_batch(model, tokenizer, flat[i: i + cfg.batch_size], 1, cfg, cfg.seed * 1_000_003 + b)
+        batch = sample_batch(model, tokenizer, flat[i: i + cfg.batch_size], 1, cfg, batch_seed(cfg.seed, b))
         n_tokens += int(batch["response_mask"].sum())
         texts += batch["texts"]
     seconds = time.perf_counter() - start

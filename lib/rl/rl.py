@@ -43,8 +43,9 @@ from lib.config import RLConfig
 from lib.models.ema import Ema
 from lib.models.lora import is_peft, lora_is_fresh, plain_model_like, wrap_lora
 from lib.models.models import is_4bit
-from lib.models.sampling import position_ids_of, sample_batch, step_seed
+from lib.models.sampling import position_ids_of, sample_batch
 from lib.rl.state import restore, state_of, trainable_named_parameters
+from lib.seeds import epoch_permutation, step_seed
 
 RewardFn = Callable[[list[str], list[str]], "np.ndarray | torch.Tensor"]
 StateDict = dict[str, torch.Tensor]
@@ -146,7 +147,7 @@ def step_prompts(n: int, per_step: int, step: int, seed: int) -> list[int]:
     for i in positions:
         epoch = i // n
         if epoch not in perms:
-            perms[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
+            perms[epoch] = epoch_permutation(n, seed, epoch)
         out.append(int(perms[epoch][i % n]))
     return out
 

@@ -19,12 +19,13 @@ from transformers import PreTrainedModel
 
 from lib.config import RUN_THREADS, RLConfig
 from lib.models.lora import load_full_weights, merged_state_dict, policy_for, policy_from_state
-from lib.models.sampling import sample_batch, step_seed
+from lib.models.sampling import sample_batch
 from lib.pipeline import Pipeline
 from lib.rl.rl import RewardFn, kl_per_sequence, response_logprobs, train_policy
 from lib.rl.state import StaleRLState, load_rl_state, save_rl_state
 from lib.rm.pool import RewardModels
 from lib.rm.rm import score_texts
+from lib.seeds import step_seed
 from lib.threads import torch_threads
 from lib.world import data as D
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from lib.config import SEED_STRIDE, WARPConfig
+from lib.config import WARPConfig
 from lib.merge import (
     StateDict,
     angle_deg,
@@ -69,12 +69,6 @@ def merge_policies(theta_init: StateDict, thetas: Sequence[StateDict], cfg: WARP
     if len(thetas) == 2:
         return slerp(theta_init, thetas[0], thetas[1], lam=cfg.lam, **angles)
     return slerp_many(theta_init, thetas, **angles)
-
-
-def run_seed(base_seed: int, iteration: int, run: int) -> int:
-    """The RL seed of run `run` (0-based) of iteration `iteration` (0-based):
-    base_seed + 1000·iteration + run, distinct for all runs of a WARP call since M < 1000."""
-    return base_seed + SEED_STRIDE * iteration + run
 
 
 def merge_iteration(runs: Sequence[dict], cfg: WARPConfig) -> dict:

@@ -36,6 +36,7 @@ from lib.rm.rm import (
     sequence_scores,
     train_reward_model,
 )
+from lib.seeds import random_init_seed, rm_member_seed
 from lib.threads import torch_threads
 from lib.world import data as D
 
@@ -43,7 +44,6 @@ from lib.world import data as D
 # 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup + cosine
 # schedule, a held-out curve.
 RM_VERSION = 6
-SEED_STRIDE = 100  # member i of seeded pool p trains with seed 100·p + i
 AGAINST = ("label", "expected", "bayes")  # what `RewardModels.correct` scores a ranking against
 
 
@@ -195,7 +195,7 @@ class RewardModels:
         return max(1, round(epochs * n_prompts / self.cfg.batch_size))
 
     def member(self, i: int, corruption: float = 0.0, pool: int = 0) -> RMConfig:
-        """The i-th RM of seeded pool `pool` (seed 100·pool + i). Members 0–3 form WARM Fig. 3's
+        """The i-th RM of seeded pool `pool` (seed `rm_member_seed(pool, i)`). Members 0–3 form WARM Fig. 3's
         ladder of diversity: 0 vs 1 differ by data order, 0 vs 2 also by learning rate, 0 vs 3
         also by dropout and Baklava init; later members cycle through the knobs."""
         c = self.cfg
@@ -207,7 +207,7 @@ class RewardModels:
                                            c.dropouts[(i // len(c.lrs)) % len(c.dropouts)],
                                            c.baklava[i % len(c.baklava)]))
         steps = self.steps(corruption, pool)
-        return RMConfig(seed=SEED_STRIDE * pool + i, lr=lr, dropout=dropout, init_checkpoint=init,
+        return RMConfig(seed=rm_member_seed(pool, i), lr=lr, dropout=dropout, init_checkpoint=init,
                         mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
                         corruption=corruption, train_block=self.block(corruption, pool),
                         checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu, lora_r=c.lora_r, lora_alpha=c.lora_alpha)
@@ -248,9 +248,9 @@ class RewardModels:
         return load_file(str(art.path / "head.safetensors"))
 
     def _random_rm(self, seed: int) -> PreTrainedModel:
-        lm = tiny_llama(self.pl.profile.model, self.pl.tokenizer, seed=1000 + seed)
+        lm = tiny_llama(self.pl.profile.model, self.pl.tokenizer, seed=random_init_seed(seed))
         lm.config.num_labels = 1
-        torch.manual_seed(1000 + seed)
+        torch.manual_seed(random_init_seed(seed))
         return LlamaForSequenceClassification(lm.config)
 
     def build_model(self, cfg: RMConfig) -> PreTrainedModel:

@@ -30,6 +30,7 @@ from lib.config import ProbeConfig, RMConfig
 from lib.measure.evaluate import choice_accuracy, fit_bradley_terry
 from lib.models.ema import Ema
 from lib.models.lora import unwrapped
+from lib.seeds import data_order_rng
 from lib.world import data as D
 
 MAX_GROUP = 8  # sequences packed in one row at most; a prompt with more spans several rows
@@ -276,17 +277,6 @@ def fit_linear_probe(model: PreTrainedModel, pairs: PairSet, cfg: ProbeConfig) -
     h = hidden.double()
     w = fit_bradley_terry(h[where[chosen]] - h[where[rejected]], cfg.l2, max_iter=300)
     return {"weight": w.float().reshape(1, -1).contiguous()}
-
-
-# The data order draws from its own stream: a plain `default_rng(seed)` would replay the label
-# corruption's permutation (`lib.world.world.corrupt_labels`, seeded with the world seed) for the RM whose
-# seed equals the world seed, and that RM would see only the flipped pairs first.
-_DATA_ORDER_STREAM = 0x5244  # "RD"
-
-
-def data_order_rng(seed: int) -> np.random.Generator:
-    """The generator of an RM's data order, independent of every other seeded stream."""
-    return np.random.default_rng([seed, _DATA_ORDER_STREAM])
 
 
 def batch_loss(model: PreTrainedModel, pairs: PairSet, groups: Sequence[int]) -> tuple[torch.Tensor, float, int]:
