@@ -69,7 +69,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
     from lib.models.lora import merged_state_dict, policy_for, policy_from_state
     from lib.pipeline import Pipeline
     from lib.report.results import device_name, record_benchmark
-    from lib.rl.rl import train_policy
+    from lib.rl.rl import Hooks, train_policy
     from lib.rl.warp import merge_policies
     from lib.rm.control import control_rm_model
     from lib.rm.rm import PairSet, train_reward_model
@@ -125,7 +125,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
             policy = policy_for(path, cfg, device)
             with Stage(device) as rl_stage:
                 train_policy(policy, tok, prompts, words, cfg, gradient_checkpointing=True,
-                             desc=f"QLoRA policy {seed}")
+                             hooks=Hooks(desc=f"QLoRA policy {seed}"))
             assert is_4bit(policy)
             thetas.append(merged_state_dict(policy))
         record("RL training", rl_stage, steps * rl.prompts_per_step * rl.k, "samples/s")
@@ -142,7 +142,7 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
         with Stage(device) as next_stage:
             policy = policy_from_state(path, init, cfg, device)
             train_policy(policy, tok, prompts, words, cfg, gradient_checkpointing=True,
-                         desc="QLoRA policy from the merge")
+                         hooks=Hooks(desc="QLoRA policy from the merge"))
         assert is_4bit(policy)
         record("RL training from merged weights (incl. re-quantization)", next_stage,
                steps * rl.prompts_per_step * rl.k, "samples/s")

@@ -32,7 +32,7 @@ from lib.models.sampling import sample_summaries
 from lib.models.train import train_causal_lm
 from lib.pipeline import Pipeline
 from lib.report.results import record_benchmark
-from lib.rl.rl import train_policy
+from lib.rl.rl import Hooks, train_policy
 from lib.rl.runs import RLRuns
 from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
@@ -112,7 +112,7 @@ def phases(pl: Pipeline, steps: int):
     policy = policy_for(pl.model_path("sft"), rl_cfg)
     reward = runs.reward_fn(rms.pool(0.0)[:1])
     yield "RL step", policy, lambda: train_policy(policy, tok, runs.prompts, reward, rl_cfg,
-                                                   eval_prompts=runs.prompts[:1], desc="RL")
+                                                   hooks=Hooks(eval_prompts=runs.prompts[:1]))
 
 
 def main() -> None:

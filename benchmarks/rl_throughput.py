@@ -26,7 +26,7 @@ from lib.config import ROOT
 from lib.models.lora import policy_for
 from lib.pipeline import Pipeline
 from lib.report.results import record_benchmark
-from lib.rl.rl import train_policy
+from lib.rl.rl import Hooks, train_policy
 from lib.rl.runs import RLRuns
 from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
@@ -49,8 +49,8 @@ def main() -> None:
 
     policy = policy_for(pl.model_path("sft"), cfg)
     start = time.perf_counter()
-    train_policy(policy, pl.tokenizer, runs.prompts, reward, cfg, eval_prompts=runs.prompts[:1],
-                 desc="lib.rl.rl")
+    train_policy(policy, pl.tokenizer, runs.prompts, reward, cfg,
+                 hooks=Hooks(eval_prompts=runs.prompts[:1], desc="lib.rl.rl"))
     ours = args.steps * per_step / (time.perf_counter() - start)
 
     def proxy(prompts, completions, **kwargs) -> list[float]:

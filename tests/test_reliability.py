@@ -72,7 +72,8 @@ def test_a_stage_killed_with_sigkill_resumes_to_the_same_result(tmp_path, monkey
     train = RL.train_policy
 
     def spy(*args, **kwargs):
-        resumed_from.append(kwargs["resume"]["step"] if kwargs.get("resume") else None)
+        resume = kwargs["hooks"].resume
+        resumed_from.append(resume["step"] if resume else None)
         return train(*args, **kwargs)
 
     monkeypatch.setattr(RL, "train_policy", spy)

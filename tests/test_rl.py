@@ -11,7 +11,7 @@ from lib.models.ema import Ema
 from lib.models.lora import lora_merged_state_dict, merged_state_dict, policy_for, policy_from_state
 from lib.models.models import save_model, tiny_llama
 from lib.models.sampling import sample_batch
-from lib.rl.rl import kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
+from lib.rl.rl import Hooks, kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
 from lib.rl.state import load_rl_state, save_rl_state
 
 FAST = dict(steps=4, prompts_per_step=2, k=2, lr=1e-2, max_new_tokens=6, eval_every=2, n_eval_samples=1)
@@ -174,7 +174,7 @@ def test_gold_reward_never_influences_training(tok):
     finals, histories = [], []
     for gold in (None, lambda p, t: torch.randn(len(t)).numpy() * 1e3):
         policy = tiny_llama(CFG, tok, seed=0)
-        histories.append(train_policy(policy, tok, PROMPTS, letters, cfg, gold_fn=gold))
+        histories.append(train_policy(policy, tok, PROMPTS, letters, cfg, hooks=Hooks(gold_fn=gold)))
         finals.append(weights(policy))
     assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
     assert histories[0]["loss"] == histories[1]["loss"]
@@ -184,10 +184,10 @@ def test_gold_reward_never_influences_training(tok):
     assert any(a != i for a, i in zip(histories[0]["kl_anchor"], histories[0]["kl_init"]))
 
 
-def test_init_state_sets_the_kl_to_init_and_not_the_anchor(tok):
+def test_a_reference_sets_the_kl_to_init_and_not_the_anchor(tok):
     other = tiny_llama(CFG, tok, seed=1).state_dict()
     cfg = RLConfig(**{**FAST, "steps": 1})
-    history = train_policy(tiny_llama(CFG, tok, seed=0), tok, PROMPTS, letters, cfg, init_state=other)
+    history = train_policy(tiny_llama(CFG, tok, seed=0), tok, PROMPTS, letters, cfg, reference=other)
     assert history["eval_kl_anchor"][0] == 0.0 and history["eval_kl_init"][0] > 0.0
     assert history["kl_init"][0] != history["kl_anchor"][0]
 
@@ -209,21 +209,21 @@ def test_a_resumed_run_ends_bit_identical(tok, model_dir, tmp_path, mode):
 
     with pytest.raises(Killed):
         train_policy(policy_for(model_dir, cfg), tok, PROMPTS, letters, cfg,
-                     checkpoint_every=2, on_checkpoint=save_then_die)
+                     hooks=Hooks(checkpoint_every=2, on_checkpoint=save_then_die))
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["state.json",
                                                                       "tensors.safetensors"]
     state = load_rl_state(tmp_path / "state")
     assert state["step"] == 2 and any(k.endswith(".exp_avg_sq") for k in state["optimizer"])
     assert state["anchor"] and all(("lora_" in k) == (mode == "lora") for k in state["policy"])
     resumed = policy_for(model_dir, cfg)
-    history = train_policy(resumed, tok, PROMPTS, letters, cfg, resume=state)
+    history = train_policy(resumed, tok, PROMPTS, letters, cfg, hooks=Hooks(resume=state))
     a, b = weights(straight), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert history["loss"] == full_history["loss"] and history["eval_step"] == [0, 2, 4]
     with pytest.raises(ValueError, match="beta"):
         train_policy(policy_for(model_dir, cfg), tok, PROMPTS, letters,
                      RLConfig(**{**FAST, "beta": 0.5}, anchor="ema", ema_mu=0.5, kl_estimator="k3",
-                              mode=mode, lora_r=2), resume=state)
+                              mode=mode, lora_r=2), hooks=Hooks(resume=state))
 
 
 @pytest.mark.parametrize("mode", ["lora", "qlora"])
@@ -236,7 +236,7 @@ def test_lora_and_qlora_runs_change_only_the_adapters(model_dir, tok, mode):
     before = weights(policy)
     seen = []
     history = train_policy(policy, tok, PROMPTS, letters, cfg,
-                           on_eval=lambda step, model, record: seen.append(step))
+                           hooks=Hooks(on_eval=lambda step, model, record: seen.append(step)))
     after = weights(policy)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all("lora_" in k for k in changed)
@@ -338,3 +338,10 @@ def test_cached_rl_run_resumes_after_an_interruption(tmp_path, monkeypatch):
     builds = pl.cache.builds
     runner.run(members)
     assert pl.cache.builds == builds
+
+
+def test_the_loop_takes_at_most_eight_parameters_and_its_hooks_are_one_object():
+    import inspect
+
+    params = inspect.signature(train_policy).parameters
+    assert len(params) <= 8 and "hooks" in params and "reference" in params

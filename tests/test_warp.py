@@ -137,7 +137,7 @@ def toy_runs(tok, sft, rl, make_policy=None, received=None, calls=None):
         if cfg.mode != "full" and not is_peft(policy):
             policy = wrap_lora(policy, cfg)  # keep a handle on the adapted model
         start = full_weights(policy, list(sft))
-        history = train_policy(policy, tok, PROMPTS, letters, cfg, init_state=sft)
+        history = train_policy(policy, tok, PROMPTS, letters, cfg, reference=sft)
         if calls is not None:
             calls.append((cfg.seed, init))
         return {"start": start, "theta": full_weights(policy, list(sft)), "history": history,

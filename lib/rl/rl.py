@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -161,30 +162,46 @@ def _as_rewards(values, n: int, name: str) -> torch.Tensor:
     return r
 
 
-class References:
-    """The frozen models the loss and the logs compare the policy with, each run once per batch:
-    its starting weights ("start"; for a LoRA policy its base, adapters disabled), the weights
-    `init_state` ("init", the KL-to-init of the logs) and the EMA anchor ("ema")."""
+def frozen_start(policy: PreTrainedModel) -> PreTrainedModel | None:
+    """The policy's starting weights, frozen: a copy, or None for a LoRA policy, whose base under
+    its fresh adapters is its start (`reference_logprobs` disables the adapters)."""
+    if is_peft(policy):
+        if not lora_is_fresh(policy):
+            raise ValueError("a LoRA policy must start with fresh adapters (B = 0), its base being "
+                             "its starting weights; pass reference and use anchor 'ema' otherwise")
+        return None
+    return copy.deepcopy(policy).requires_grad_(False).eval()
 
-    def __init__(self, policy: PreTrainedModel, cfg: RLConfig, init_state: StateDict | None):
-        self.init_name = "start" if init_state is None else "init"
-        self.anchor_name = "start" if cfg.anchor == "init" else "ema"
-        self.models: dict[str, PreTrainedModel | None] = {}
-        if "start" in (self.init_name, self.anchor_name):
-            if is_peft(policy) and not lora_is_fresh(policy):
-                raise ValueError("a LoRA policy must start with fresh adapters (B = 0), its base being "
-                                 "its starting weights; pass init_state and use anchor 'ema' otherwise")
-            self.models["start"] = None if is_peft(policy) else copy.deepcopy(policy).requires_grad_(False).eval()
-        if init_state is not None:
-            self.models["init"] = plain_model_like(policy, init_state)
-        self.ema = Ema(policy, cfg.ema_mu) if cfg.anchor == "ema" else None
-        if self.ema is not None:
-            self.models["ema"] = self.ema.model
 
-    def logprobs(self, policy: PreTrainedModel, batch: dict, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs of the batch's responses under (init, anchor)."""
-        logp = {name: reference_logprobs(policy, model, batch, temperature) for name, model in self.models.items()}
-        return logp[self.init_name], logp[self.anchor_name]
+def kl_logprobs(policy: PreTrainedModel, batch: dict, reference: PreTrainedModel | None,
+                anchor: PreTrainedModel | None, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of the batch's responses under the KL-to-init `reference` and the `anchor`, one
+    forward pass each (one in all where they are the same model)."""
+    logp_reference = reference_logprobs(policy, reference, batch, temperature)
+    same = anchor is reference
+    return logp_reference, logp_reference if same else reference_logprobs(policy, anchor, batch, temperature)
+
+
+@dataclass
+class Hooks:
+    """What a caller hooks into `train_policy`: the evaluation (prompts, gold reward, a callback per
+    eval step), resuming from a saved state and saving one. The runs module builds one per cached
+    run (`lib.rl.runs.RLRuns.run`); a test or a benchmark passes what it needs."""
+
+    eval_prompts: list[str] | None = None
+    """the evaluation prompts (None: the first `prompts_per_step` training prompts)"""
+    gold_fn: RewardFn | None = None
+    """the gold reward, logged at evaluation steps only"""
+    on_eval: Callable[[int, PreTrainedModel, dict], None] | None = None
+    """called with (step, policy, eval record) at step 0, every `eval_every` steps and the last"""
+    resume: dict | None = None
+    """a saved state (`lib.rl.state.load_rl_state`) to go on from; the policy holds the initial weights"""
+    checkpoint_every: int = 0
+    """steps between two resumable states (0: the last step only, if `on_checkpoint` is set)"""
+    on_checkpoint: Callable[[dict], None] | None = None
+    """called with a resumable state (`lib.rl.state.state_of`)"""
+    desc: str = "RL"
+    """the progress bar's label"""
 
 
 EVAL_KEYS = ("step", "proxy", "gold", "kl_init", "kl_anchor", "length", "samples", "gold_all", "texts", "kl_all")
@@ -192,15 +209,16 @@ EVAL_KEYS = ("step", "proxy", "gold", "kl_init", "kl_anchor", "length", "samples
 
 @torch.no_grad()
 def evaluate_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                    cfg: RLConfig, refs: References, reward_fn: RewardFn, gold_fn: RewardFn | None,
-                    step: int) -> dict:
+                    cfg: RLConfig, models: tuple[PreTrainedModel | None, PreTrainedModel | None],
+                    reward_fn: RewardFn, gold_fn: RewardFn | None, step: int) -> dict:
     """`cfg.n_eval_samples` samples per prompt, drawn with the one eval seed, with their proxy
-    reward, gold reward (logged only) and KL to init and to the anchor (k1): one eval record."""
+    reward, gold reward (logged only) and KL to init and to the anchor (k1, `models` = (reference,
+    anchor)): one eval record."""
     batch = sample_batch(policy, tokenizer, prompts, cfg.n_eval_samples, cfg, step_seed(cfg.seed, -1))
     mask = batch["response_mask"][:, 1:]
     logp = response_logprobs(policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"],
                              cfg.temperature)
-    logp_init, logp_anchor = refs.logprobs(policy, batch, cfg.temperature)
+    logp_init, logp_anchor = kl_logprobs(policy, batch, *models, cfg.temperature)
     n = len(batch["texts"])
     proxy = _as_rewards(reward_fn(batch["prompts"], batch["texts"]), n, "reward_fn")
     gold_all = None if gold_fn is None else _as_rewards(gold_fn(batch["prompts"], batch["texts"]), n,
@@ -232,55 +250,56 @@ def prepare_policy(policy: PreTrainedModel, cfg: RLConfig, gradient_checkpointin
 
 
 def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                 reward_fn: RewardFn, cfg: RLConfig, *, eval_prompts: list[str] | None = None,
-                 gold_fn: RewardFn | None = None, init_state: StateDict | None = None,
-                 on_eval: Callable[[int, PreTrainedModel, dict], None] | None = None,
-                 resume: dict | None = None, checkpoint_every: int = 0,
-                 on_checkpoint: Callable[[dict], None] | None = None,
-                 gradient_checkpointing: bool = False, desc: str = "RL") -> dict:
+                 reward_fn: RewardFn, cfg: RLConfig, *, reference: StateDict | None = None,
+                 hooks: Hooks | None = None, gradient_checkpointing: bool = False) -> dict:
     """KL-regularized REINFORCE with a leave-one-out baseline for `cfg.steps` steps (in place).
 
-    `policy` holds the *initial* weights (also when resuming: `resume`, a `load_rl_state`, restores
-    the rest); lora/qlora modes wrap a plain model (`prepare_policy`). `reward_fn(prompts, texts)`
-    is the proxy, the only training signal; `gold_fn` is logged at eval steps only. `init_state`:
-    the weights the logged KL-to-init is measured against (default: the starting weights). At step
-    0, every `cfg.eval_every` steps and the last, `evaluate_policy` runs on `eval_prompts` (default:
-    the first `prompts_per_step`) and `on_eval(step, policy, record)` is called; every
-    `checkpoint_every` steps and the last, `on_checkpoint(state_of(...))`. `gradient_checkpointing`
-    recomputes activations in the backward pass (train mode: the same log-probs, as the policy has
-    no dropout). Returns the history: per step `step, loss, proxy, kl_anchor, kl_init`, and per
-    eval `eval_<key>` for each of `EVAL_KEYS`.
+    `policy` holds the *initial* weights (also when resuming from `hooks.resume`); lora/qlora modes
+    wrap a plain model (`prepare_policy`). `reward_fn(prompts, texts)` is the proxy, the only
+    training signal. `reference`: the weights the logged KL-to-init is measured against (default:
+    the starting weights); the KL of the loss is to the anchor, the frozen start (`cfg.anchor`
+    "init") or an EMA of the policy ("ema"). `hooks` evaluates, resumes and saves (`Hooks`).
+    `gradient_checkpointing` recomputes activations in the backward pass (train mode: the same
+    log-probs, as the policy has no dropout). Returns the history: per step `step, loss, proxy,
+    kl_anchor, kl_init`, and per eval `eval_<key>` for each of `EVAL_KEYS`.
     """
     if not prompts:
         raise ValueError("no training prompts")
+    hooks = hooks or Hooks()
     policy = prepare_policy(policy, cfg, gradient_checkpointing)
     device = next(policy.parameters()).device
-    refs = References(policy, cfg, init_state)
+    # the frozen models the loss and the logs compare the policy with
+    needs_start = reference is None or cfg.anchor == "init"
+    start = frozen_start(policy) if needs_start else None
+    kl_reference = start if reference is None else plain_model_like(policy, reference)
+    ema = Ema(policy, cfg.ema_mu) if cfg.anchor == "ema" else None
+    anchor = start if ema is None else ema.model
     params = trainable_named_parameters(policy)
     optimizer = torch.optim.Adam(list(params.values()), lr=cfg.lr)
     history = {k: [] for k in ("step", "loss", "proxy", "kl_anchor", "kl_init", *(f"eval_{k}" for k in EVAL_KEYS))}
-    start = 0
-    if resume is not None:
-        restore(resume, policy, optimizer, refs.ema, cfg)
-        start, history = int(resume["step"]), copy.deepcopy(resume["history"])
-    eval_prompts = list(eval_prompts) if eval_prompts is not None else prompts[: cfg.prompts_per_step]
+    start_step = 0
+    if hooks.resume is not None:
+        restore(hooks.resume, policy, optimizer, ema, cfg)
+        start_step, history = int(hooks.resume["step"]), copy.deepcopy(hooks.resume["history"])
+    eval_prompts = list(hooks.eval_prompts) if hooks.eval_prompts is not None else prompts[: cfg.prompts_per_step]
 
     def log_eval(step: int) -> None:
-        record = evaluate_policy(policy, tokenizer, eval_prompts, cfg, refs, reward_fn, gold_fn, step)
+        record = evaluate_policy(policy, tokenizer, eval_prompts, cfg, (kl_reference, anchor), reward_fn,
+                                 hooks.gold_fn, step)
         for key in EVAL_KEYS:
             history[f"eval_{key}"].append(record[key])
-        if on_eval is not None:
-            on_eval(step, policy, record)
+        if hooks.on_eval is not None:
+            hooks.on_eval(step, policy, record)
             policy.eval()
 
-    if start == 0:
+    if start_step == 0:
         log_eval(0)
-    for step in tqdm(range(start + 1, cfg.steps + 1), desc=desc, leave=False, mininterval=5):
+    for step in tqdm(range(start_step + 1, cfg.steps + 1), desc=hooks.desc, leave=False, mininterval=5):
         # sample k completions for each of this step's prompts (a function of (seed, step) only)
         idx = step_prompts(len(prompts), cfg.prompts_per_step, step, cfg.seed)
         batch = sample_batch(policy, tokenizer, [prompts[i] for i in idx], cfg.k, cfg, step_seed(cfg.seed, step))
         rewards = _as_rewards(reward_fn(batch["prompts"], batch["texts"]), len(batch["texts"]), "reward_fn").to(device)
-        logp_init, logp_anchor = refs.logprobs(policy, batch, cfg.temperature)
+        logp_init, logp_anchor = kl_logprobs(policy, batch, kl_reference, anchor, cfg.temperature)
         mask = batch["response_mask"][:, 1:]
         # the policy's log-probs, with gradients (train mode only for activation checkpointing)
         policy.train(gradient_checkpointing)
@@ -294,17 +313,18 @@ def train_policy(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pr
             torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if refs.ema is not None:
-            refs.ema.update(policy)
+        if ema is not None:
+            ema.update(policy)
         # log; evaluate and save a resumable state when due
-        kl_init = stats["kl"] if refs.init_name == refs.anchor_name else \
+        kl_init = stats["kl"] if kl_reference is anchor else \
             kl_per_sequence(logp.detach(), logp_init, mask, cfg.kl_estimator)
         for key, value in (("step", step), ("loss", loss.item()), ("proxy", float(rewards.mean())),
                            ("kl_anchor", float(stats["kl"].mean())), ("kl_init", float(kl_init.mean()))):
             history[key].append(value)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log_eval(step)
-        if on_checkpoint is not None and (step == cfg.steps or (checkpoint_every and step % checkpoint_every == 0)):
-            on_checkpoint(state_of(step, policy, optimizer, refs.ema, history, cfg))
+        every = hooks.checkpoint_every
+        if hooks.on_checkpoint is not None and (step == cfg.steps or (every and step % every == 0)):
+            hooks.on_checkpoint(state_of(step, policy, optimizer, ema, history, cfg))
     policy.eval()
     return history

@@ -21,7 +21,7 @@ from lib.config import RUN_THREADS, RLConfig
 from lib.models.lora import load_full_weights, merged_state_dict, policy_for, policy_from_state
 from lib.models.sampling import sample_batch
 from lib.pipeline import Pipeline
-from lib.rl.rl import RewardFn, kl_per_sequence, response_logprobs, train_policy
+from lib.rl.rl import Hooks, RewardFn, kl_per_sequence, response_logprobs, train_policy
 from lib.rl.state import StaleRLState, load_rl_state, save_rl_state
 from lib.rm.pool import RewardModels
 from lib.rm.rm import score_texts
@@ -118,12 +118,12 @@ class RLRuns:
                 os.replace(out / "policy.safetensors.tmp", out / "policy.safetensors")
 
             with torch_threads(RUN_THREADS):  # results independent of where the run is built
-                history = train_policy(
-                    policy, self.pl.tokenizer, self.prompts, self.reward_fn(members, kind), cfg,
-                    eval_prompts=self.eval_prompts, gold_fn=self.gold_fn, on_eval=on_eval, resume=resume,
-                    init_state=None if init is None else self.sft_state(), checkpoint_every=cfg.eval_every,
-                    on_checkpoint=lambda state: save_rl_state(partial / "state", state),
-                    gradient_checkpointing=self.pl.profile.gradient_checkpointing, desc=desc)
+                hooks = Hooks(eval_prompts=self.eval_prompts, gold_fn=self.gold_fn, on_eval=on_eval, resume=resume,
+                              checkpoint_every=cfg.eval_every, desc=desc,
+                              on_checkpoint=lambda state: save_rl_state(partial / "state", state))
+                history = train_policy(policy, self.pl.tokenizer, self.prompts, self.reward_fn(members, kind), cfg,
+                                       reference=None if init is None else self.sft_state(), hooks=hooks,
+                                       gradient_checkpointing=self.pl.profile.gradient_checkpointing)
             for ckpt in sorted(partial.glob("checkpoint-*")):
                 shutil.move(str(ckpt), str(tmp / ckpt.name))
             shutil.rmtree(partial, ignore_errors=True)
