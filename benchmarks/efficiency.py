@@ -100,8 +100,8 @@ def phases(pl: Pipeline, steps: int):
         P.model.max_length, desc="SFT")
     rm = reward_model_from(pl.model_path("sft"), rms.head(0.0))
     rm_cfg = replace(rms.member(0), steps=steps, checkpoint_steps=())
-    yield "RM training", rm, lambda: train_reward_model(rm, rms.pairset("train-0.0"), rm_cfg, desc="RM")
-    val = rms.pairset("validation")
+    yield "RM training", rm, lambda: train_reward_model(rm, rms.pairs.pairset("train-0.0"), rm_cfg, desc="RM")
+    val = rms.pairs.pairset("validation")
     yield "RM scoring", rm, lambda: sequence_scores(rm.eval(), val)
     sft = pl.load("sft")
     posts = pl.world.sft["validation"]

@@ -36,8 +36,8 @@ def main() -> None:
     rms = RewardModels(pl)
     cfg = rms.member(0)
     cfg = cfg.__class__(**{**cfg.__dict__, "steps": args.steps, "checkpoint_steps": ()})
-    train = rms.train_pairs(0.0)
-    pairs = rms.pairset("train-0.0")
+    train = rms.pairs.train_pairs(0.0)
+    pairs = rms.pairs.pairset("train-0.0")
     lm_path, head = pl.model_path("sft"), rms.head(0.0)
 
     model = reward_model_from(lm_path, head)

@@ -99,7 +99,7 @@ def probe(profile: str, overrides: dict, members: list[int], pool_shape: tuple[i
                     "oracle": round(float(pool["gold"].max(1).mean()), 3)}
 
     rms = RewardModels(pl)
-    train = rms.pairset("train-0.0")
+    train = rms.pairs.pairset("train-0.0")
     rewards = {"gold": np.array([val["gold_0"], val["gold_1"]]), "BoW proxy": proxy.pair_scores(val)}
     out["members"], first = {}, None
     for i in members:
@@ -191,14 +191,14 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
         for cfg in [*members, control]:
             rms.build_model(cfg)  # the probed heads
     seconds = {"prepare": round(time.perf_counter() - started, 1)}
-    n_train = len(rms.train_pairs(0.0))
+    n_train = len(rms.pairs.train_pairs(0.0))
     n_rm_stages = len(rm_jobs(pl))  # the whole run's RM stages, which the probe's times project to
     todo = [*range(len(members)), -1]
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
         built = list(ex.map(_build_one, [profile] * len(todo), [overrides] * len(todo), todo))
     seconds |= {("control" if j < 0 else f"RM {j}"): round(t, 1) for j, t in zip(todo, built)}
 
-    sets = rms.eval_sets(0.0, 0)
+    sets = rms.pairs.eval_sets(0.0, 0)
     idv, ood = sets["ID val"], sets["OOD"]
     states = [rms.state(cfg) for cfg in members]
     models = {"probe, frozen SFT features": rms.initial_state(members[0]),
@@ -240,7 +240,7 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
     posts = [p for p in pool["posts"]["post"] for _ in range(k)]
     prompts = [p for p in D.prompts_of(pool["posts"]) for _ in range(k)]
     samples = [s for row in pool["samples"] for s in row]
-    proxy = BagOfWordsProxy.fit_pairs(rms.train_pairs(0.0))  # on the pairs the clean pools read
+    proxy = BagOfWordsProxy.fit_pairs(rms.pairs.train_pairs(0.0))  # on the pairs the clean pools read
     bow = proxy.correct(comps["validation"])
     single = {"BoW proxy": {"ID": round(float(bow.mean()), 4),
                             "best-of-N": bon_curve(proxy.score(posts, samples).reshape(-1, k), pool["gold"])}}

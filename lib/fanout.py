@@ -98,7 +98,7 @@ def prepare(pl: Pipeline) -> None:
     rms = RewardModels(pl)
     pl.sft_artifact()
     for c in (0.0, pl.profile.rm.corruption):
-        for block in sorted({rms.block(c, p) for p in range(pl.profile.rm.n_seeds)}):
+        for block in sorted({rms.pairs.block(c, p) for p in range(pl.profile.rm.n_seeds)}):
             rms.head(c, block=block)
     if pl.gold_key is not None:
         pl.control_rm.artifact()

@@ -70,7 +70,7 @@ pd.DataFrame([vars(c) for c in ladder + control],
     ["seed", "lr", "dropout", "init_checkpoint", "random_init", "steps", "batch_size"]]
 
 # %%
-ood = rms.eval_sets(0.0)["OOD"]
+ood = rms.pairs.eval_sets(0.0)["OOD"]
 by_seed = [plans.lmc_pairs(rms, p) for p in range(P.rm.n_seeds)]
 shared = interpolation_curves(rms, {name: [s[name] for s in by_seed] for name in by_seed[0]},
                               ood, lambdas)

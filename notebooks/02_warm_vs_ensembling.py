@@ -71,7 +71,7 @@ ch = Chapter("02", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
 corruption, seeds = P.rm.corruption, range(P.rm.n_seeds)
-subsets = {p: rms.eval_sets(corruption, p) for p in seeds}  # the training subsets: each pool's own posts
+subsets = {p: rms.pairs.eval_sets(corruption, p) for p in seeds}  # the training subsets: each pool's own posts
 names = list(subsets[0])
 print({name: [len(subsets[p][name]) for p in seeds] for name in names},
       f"pairs per pool, corruption {corruption:.0%}, {len(seeds)} pools")
@@ -144,7 +144,7 @@ ax.legend(fontsize=8)
 ch.save(fig, "02_training_curves")
 
 # %%
-curve_clusters = rms.pairset("curve").group
+curve_clusters = rms.pairs.pairset("curve").group
 ch.claim(id="rm-no-collapse", paper="setup", figure="02_training_curves",
          claim="fine-tuning (each RM's EMA weights) never falls more than 1 point below the probed "
                "head's held-out accuracy",
@@ -336,9 +336,9 @@ if ood.p_label is not None:  # beside it, against the annotators' expected prefe
 
 # %%
 val = pl.comparisons["validation"]
-proxy = BagOfWordsProxy.fit_pairs(rms.train_pairs(0.0), l2=P.world_check.l2)
+proxy = BagOfWordsProxy.fit_pairs(rms.pairs.train_pairs(0.0), l2=P.world_check.l2)
 bow = proxy.correct(val)
-idv = rms.eval_sets(0.0)["ID val"]
+idv = rms.pairs.eval_sets(0.0)["ID val"]
 clean = np.stack([np.stack([rms.correct(rms.scores(rms.state(cfg), idv), idv) - bow
                             for cfg in rms.pool(0.0, p)], axis=1) for p in seeds])  # (pools, pairs, RMs)
 print(f"BoW proxy ID accuracy {bow.mean():.3f}; clean RMs (pool 0): {np.round(clean[0].mean(0) + bow.mean(), 3)}")
@@ -395,7 +395,7 @@ if P.world.source == "synthetic":  # real TL;DR posts have no gold terms
 # least 3 points on ID validation.
 
 # %%
-ood_c = rms.eval_sets(0.0)["OOD"]
+ood_c = rms.pairs.eval_sets(0.0)["OOD"]
 controls = plans.premise_controls(rms)
 pretrained = {es.name: np.stack([np.stack([rms.correct(rms.scores(rms.state(cfg), es), es) for cfg in
                                            (rms.member(0, 0.0, p), controls[p])], -1) for p in seeds])

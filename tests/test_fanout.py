@@ -36,7 +36,7 @@ def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monke
     for c in (0.0, 0.25):
         rms.ranking(c)  # the wave scored every member on the pair sets the notebooks read
         for cfg in rms.pool(c):
-            for name, es in rms.eval_sets(c).items():
+            for name, es in rms.pairs.eval_sets(c).items():
                 if c or name != "train-clean":  # a clean RM's own training pairs: no notebook reads them
                     rms.scores(rms.state(cfg), es)
     assert cache.builds == 0 and cache.hits > 0

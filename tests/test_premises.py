@@ -124,7 +124,8 @@ def test_the_pretraining_control_differs_from_member_0_in_its_init_alone():
 
 
 def test_accuracy_against_the_annotators_reads_the_pairs_of_the_eval_set():
-    from lib.rm.pool import EvalSet, RewardModels
+    from lib.rm.pairs import EvalSet
+    from lib.rm.pool import RewardModels
 
     p_label = np.array([0.9, 0.2, 0.6, 0.4, 0.7])  # the probabilities of the whole split
     es = EvalSet("OOD", "test_ood", rows=np.array([1, 2, 4]), labels=np.array([0, 0, 1]), clusters=np.zeros(3),
@@ -146,16 +147,19 @@ def test_members_are_ranked_on_one_split_alone(rank_on, scored):
     from types import SimpleNamespace
 
     from lib.config import RMPoolConfig
-    from lib.rm.pool import EvalSet, RewardModels
+    from lib.rm.pairs import EvalSet, RMPairs, half
+    from lib.rm.pool import RewardModels
 
     n = 12
     accuracy = {"ID val": [0.6, 0.8, 0.7], "OOD": [0.9, 0.5, 0.6]}
     rms, seen = object.__new__(RewardModels), []
     rms.cfg = RMPoolConfig(m=3, rank_on=rank_on)
-    rms.eval_sets = lambda corruption=0.0, pool=0: {"ID val": EvalSet("ID val", "validation", np.arange(n),
-                                                                      np.ones(n, int), np.arange(n))}
-    rms.pairset = lambda name: SimpleNamespace(n=n, choice=np.ones(n, int), group=np.arange(n) // 2)
-    rms.label_probabilities = lambda split: None
+    rms.pairs = pairs = object.__new__(RMPairs)
+    pairs.cfg = rms.cfg
+    pairs.eval_sets = lambda corruption=0.0, pool=0: {"ID val": EvalSet("ID val", "validation", np.arange(n),
+                                                                        np.ones(n, int), np.arange(n))}
+    pairs.pairset = lambda name: SimpleNamespace(n=n, choice=np.ones(n, int), group=np.arange(n) // 2)
+    pairs.label_probabilities = lambda split: None
     rms.pool = lambda corruption=0.0, pool=0: [0, 1, 2]
     rms.state = lambda i: i
 
@@ -170,7 +174,7 @@ def test_members_are_ranked_on_one_split_alone(rank_on, scored):
     if rank_on == "ood-half":
         ranked_rows = {r for _, rows in seen for r in rows}
         ood = EvalSet("OOD", "test_ood", np.arange(n), np.ones(n, int), np.arange(n) // 2)
-        scored_half = RewardModels._half(ood, 1)
+        scored_half = half(ood, 1)
         assert ranked_rows and not ranked_rows & set(scored_half.rows)
         assert ranked_rows | set(scored_half.rows) == set(range(n))
         assert not set(ood.clusters[list(ranked_rows)]) & set(scored_half.clusters)  # whole prompts apart

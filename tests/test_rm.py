@@ -94,7 +94,7 @@ def test_rm_training_is_cached_and_keeps_checkpoints(rms):
 
 
 def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
-    es = rms.eval_sets(0.0)["ID val"]
+    es = rms.pairs.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
     sa, sb = rms.scores(a, es), rms.scores(b, es)
     assert np.allclose(rms.scores(weight_average([a, a]), es), sa, atol=1e-5)
@@ -107,7 +107,7 @@ def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
 def test_scores_are_memoized_on_the_exact_weights(rms, monkeypatch):
     import lib.rm.pool
 
-    ds = rms.eval_sets(0.0)["ID val"]
+    ds = rms.pairs.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
     calls = []
     real = lib.rm.pool.sequence_scores
@@ -276,7 +276,7 @@ def test_the_held_out_curve_starts_at_the_probed_head(rms):
     steps, correct = rms.curve(cfg)
     assert steps[0] == 0 and steps[-1] == cfg.steps and list(steps) == sorted(set(steps))
     assert set(rms.curve_steps(cfg)) <= set(steps)
-    curve = rms.pairset("curve")
+    curve = rms.pairs.pairset("curve")
     probe = rms.correct(sequence_scores(rms.model_of(rms.initial_state(cfg)), curve)[curve.seq].T, curve.choice)
     assert np.array_equal(correct[0], probe)
     assert rms.history(cfg)["eval"] == pytest.approx(correct.mean(1))
@@ -317,8 +317,8 @@ def test_a_member_is_scored_once_and_read_back_from_the_cache(rms, monkeypatch):
     final weights, every later process reads them back."""
     import lib.rm.pool
 
-    cfg, ood = rms.member(1), rms.eval_sets(0.0)["OOD"]
-    direct = score_pairs(rms.model_of(rms.state(cfg)), rms.pairset("test_ood"))
+    cfg, ood = rms.member(1), rms.pairs.eval_sets(0.0)["OOD"]
+    direct = score_pairs(rms.model_of(rms.state(cfg)), rms.pairs.pairset("test_ood"))
     for member in rms.pool(0.0):
         rms.artifact(member)  # trained before the count starts
     calls = []
@@ -344,7 +344,7 @@ def test_an_rm_with_an_ema_keeps_the_moving_average_of_its_trajectory(rms):
     """The raw trajectory does not depend on the EMA; the EMA run's curve, checkpoint and final
     weights are θ_ema ← (1−μ)·θ_ema + μ·θ_t over it, from the probed init."""
     mu, cfg = 0.3, replace(rms.member(1), steps=4, warmup=0.0, checkpoint_steps=(2,), ema_mu=1.0)
-    train = rms.pairset("train-0.0")
+    train = rms.pairs.pairset("train-0.0")
 
     def snapshot(m):
         return {k: v.clone() for k, v in m.state_dict().items()}
@@ -378,24 +378,24 @@ def test_corrupt_pools_train_on_disjoint_blocks_of_posts_for_their_own_epochs(rm
     for pool in range(sub.cfg.n_seeds):
         cfg = sub.member(0, 0.25, pool)
         assert cfg.train_block == pool and sub.member(0, 0.0, pool).train_block == 0
-        corrupt = sub.train_pairs(0.25, cfg.train_block)
+        corrupt = sub.pairs.train_pairs(0.25, cfg.train_block)
         assert list(dict.fromkeys(corrupt["post_id"])) == posts[pool * n_posts:(pool + 1) * n_posts]
         assert sum(corrupt["flipped"]) == round(0.25 * len(corrupt))
         assert sub.scored_splits(cfg)[-1] == f"train-0.25-b{pool}"
-        es = sub.eval_sets(0.25, pool)  # the pool's own swapped pairs; the held-out splits are shared
+        es = sub.pairs.eval_sets(0.25, pool)  # the pool's own swapped pairs; the held-out splits are shared
         assert es["train-corrupt"].pairset == f"train-0.25-b{pool}" and es["OOD"].pairset == "test_ood"
     assert sub.rm_key(sub.member(0, 0.25, 0))["train_posts"] == (0, n_posts)
     assert sub.rm_key(sub.member(0, 0.25, 1))["train_posts"] == (n_posts, 2 * n_posts)
-    assert sub.train_pairs(0.0)["post_id"] == train["post_id"]  # the clean pools keep every post
+    assert sub.pairs.train_pairs(0.0)["post_id"] == train["post_id"]  # the clean pools keep every post
     bs = sub.cfg.batch_size
     assert sub.member(0, 0.25).steps == round(epochs * n_posts / bs)
     assert sub.member(0, 0.0).steps == rms.member(0, 0.0).steps
     every = RewardModels(Pipeline("smoke", {**FAST, "rm.corrupt_posts": None}, cache=rms.pl.cache))
-    assert every.member(0, 0.25, 1).train_block == 0 and every.train_split(0.25) == "train-0.25"
+    assert every.member(0, 0.25, 1).train_block == 0 and every.pairs.train_split(0.25) == "train-0.25"
     # a pool's training pair set: its own block with corrupt labels, every post when clean or unblocked
-    assert (sub.pool_split(0.25, 1), sub.pool_split(0.0, 1)) == ("train-0.25-b1", "train-0.0")
-    assert every.pool_split(0.25, 1) == "train-0.25"
-    assert sub.train_pairs(0.0)["post_id"] == train["post_id"]
+    assert (sub.pairs.pool_split(0.25, 1), sub.pairs.pool_split(0.0, 1)) == ("train-0.25-b1", "train-0.0")
+    assert every.pairs.pool_split(0.25, 1) == "train-0.25"
+    assert sub.pairs.train_pairs(0.0)["post_id"] == train["post_id"]
     with pytest.raises(ValueError, match=r"rm.corrupt_posts = 40 for each of rm.n_seeds = 2 corrupt pools "
                                          r"\(disjoint blocks, 80 posts\) asks for more posts"):
         Pipeline("smoke", {**FAST, "rm.corrupt_posts": 40}, cache=rms.pl.cache)
@@ -407,9 +407,9 @@ def test_clean_pools_share_the_first_clean_posts_for_their_epochs_and_their_keys
                                 cache=rms.pl.cache))
     posts = list(dict.fromkeys(rms.pl.comparisons["train"]["post_id"]))
     for pool in range(sub.cfg.n_seeds):  # every clean pool reads the same posts, as WARM's members do
-        assert sub.pool_split(0.0, pool) == "train-0.0-b0"
-        assert list(dict.fromkeys(sub.train_pairs(0.0)["post_id"])) == posts[:n_posts]
+        assert sub.pairs.pool_split(0.0, pool) == "train-0.0-b0"
+        assert list(dict.fromkeys(sub.pairs.train_pairs(0.0)["post_id"])) == posts[:n_posts]
     assert sub.rm_key(sub.member(0))["train_posts"] == (0, n_posts) and rms.rm_key(rms.member(0))["train_posts"] is None
     assert sub.member(0).steps == round(epochs * n_posts / sub.cfg.batch_size)
-    assert sub.pool_split(0.25, 1) == rms.pool_split(0.25, 1)  # the corrupt pools keep their own blocks
-    assert sub.eval_sets(0.0)["train-clean"].rows.size == len(sub.train_pairs(0.0))
+    assert sub.pairs.pool_split(0.25, 1) == rms.pairs.pool_split(0.25, 1)  # the corrupt pools keep their own blocks
+    assert sub.pairs.eval_sets(0.0)["train-clean"].rows.size == len(sub.pairs.train_pairs(0.0))

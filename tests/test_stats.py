@@ -146,7 +146,7 @@ def test_bad_item_values_are_refused(values):
 
 def test_pools_on_shared_pairs_stack_and_pools_on_their_own_pairs_do_not():
     from lib.report.analysis import across_pools
-    from lib.rm.pool import EvalSet
+    from lib.rm.pairs import EvalSet
 
     def subset(pairset, n):
         return EvalSet("s", pairset, np.arange(n), np.zeros(n, int), np.arange(n) // 2)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification, PreTrainedModel
@@ -28,8 +26,8 @@ from lib.merge import weight_average
 from lib.models.lora import merged_state_dict
 from lib.models.models import from_pretrained, lora_targets, tiny_llama
 from lib.pipeline import Pipeline
+from lib.rm.pairs import EvalSet, RMPairs
 from lib.rm.rm import (
-    PairSet,
     fit_linear_probe,
     reward_model_from,
     score_texts,
@@ -47,24 +45,6 @@ RM_VERSION = 6
 AGAINST = ("label", "expected", "bayes")  # what `RewardModels.correct` scores a ranking against
 
 
-@dataclass(frozen=True)
-class EvalSet:
-    """Pairs to evaluate on: `rows` of the scored `PairSet` called `pairset`, their labels, the
-    prompt of each pair (`clusters`, the unit a bootstrap resamples: pairs of one prompt share
-    their summaries) and, for the held-out pairs of the synthetic world, the probability that its
-    annotators prefer summary_1 (`p_label`, what each label is one draw of; else None)."""
-
-    name: str
-    pairset: str
-    rows: np.ndarray
-    labels: np.ndarray
-    clusters: np.ndarray
-    p_label: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
 def save_rm(model: PreTrainedModel, path: Path) -> None:
     """The RM's full (merged) weights, safetensors."""
     path.mkdir(parents=True, exist_ok=True)
@@ -72,125 +52,23 @@ def save_rm(model: PreTrainedModel, path: Path) -> None:
 
 
 class RewardModels:
-    """Cached RM stages of a pipeline: the shared probed head, the pools, their scores."""
+    """Cached RM stages of a pipeline: the shared probed head, the pools, their scores; the pairs
+    they train and are scored on are `pairs` (`lib.rm.pairs.RMPairs`)."""
 
     def __init__(self, pipeline: Pipeline, probe: ProbeConfig | None = None):
         self.pl = pipeline
         self.cfg = pipeline.profile.rm
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
-        self._pairsets: dict[str, PairSet] = {}
-        self._p_label: dict[str, np.ndarray] = {}
+        self.pairs = RMPairs(pipeline)
         self._scores: dict = {}
         self._members: dict[str, RMConfig] = {}  # fingerprint of a member's final weights -> its config
         self._template: PreTrainedModel | None = None
-
-    # ---- data ---------------------------------------------------------------------------------
-    def block(self, corruption: float, pool: int) -> int:
-        """The block of training posts seeded pool `pool` trains on: its own with corrupt labels
-        and `rm.corrupt_posts` set, else 0 (every post)."""
-        return pool if corruption and self.cfg.corrupt_posts is not None else 0
-
-    def train_posts(self, corruption: float, block: int = 0) -> tuple[int, int] | None:
-        """The training posts [start, stop) of a pool's block (None: all of them): part of every
-        key it shapes. Corrupt pool p reads posts [p·n, (p+1)·n), n = `rm.corrupt_posts`; every
-        clean pool the first `rm.clean_posts`."""
-        n = self.cfg.corrupt_posts if corruption else self.cfg.clean_posts
-        return None if n is None else (block * n, (block + 1) * n)
-
-    def train_split(self, corruption: float, block: int = 0) -> str:
-        """The name of a pool's training pair set: `train-<corruption>`, with `-b<block>` when the
-        pool trains on a block of the posts (`rm.corrupt_posts`, `rm.clean_posts`)."""
-        return f"train-{corruption}" + ("" if self.train_posts(corruption, block) is None else f"-b{block}")
-
-    def pool_split(self, corruption: float, pool: int) -> str:
-        """The training pair set of seeded pool `pool` (`train_split` of its `block`)."""
-        return self.train_split(corruption, self.block(corruption, pool))
-
-    def train_pairs(self, corruption: float, block: int = 0) -> Dataset:
-        """The training pairs of a pool: the posts of its block (`train_posts`; every training post
-        where that is None), with `corruption` of their labels swapped."""
-        ds = self.pl.comparisons["train"]
-        span = self.train_posts(corruption, block)
-        if span is not None:
-            posts = list(dict.fromkeys(ds["post_id"]))
-            if span[1] > len(posts):
-                key = "rm.corrupt_posts" if corruption else "rm.clean_posts"
-                raise ValueError(f"{key} = {span[1] - span[0]}: block {block} needs posts "
-                                 f"[{span[0]}, {span[1]}) but the training pairs have only {len(posts)} posts")
-            keep = set(posts[span[0]:span[1]])
-            ds = ds.select([i for i, p in enumerate(ds["post_id"]) if p in keep])
-        return D.with_corrupted_labels(ds, corruption, seed=self.pl.profile.world.seed) if corruption else ds
-
-    def pairset(self, name: str) -> PairSet:
-        """Tokenized pairs by name: a training split (`train_split`), `validation`, `test_ood`, or
-        `curve` (the first `rm.curve_posts` ID-validation prompts, scored along training)."""
-        if name not in self._pairsets:
-            if name.startswith("train-"):
-                corruption, _, block = name.split("-", 1)[1].partition("-b")
-                ds = self.train_pairs(float(corruption), int(block or 0))
-            elif name == "curve":
-                val = self.pl.comparisons["validation"]
-                posts = list(dict.fromkeys(val["post_id"]))[: self.cfg.curve_posts]
-                keep = set(posts)
-                ds = val.select([i for i, p in enumerate(val["post_id"]) if p in keep])
-            else:
-                ds = self.pl.comparisons[name]
-            self._pairsets[name] = PairSet(self.pl.tokenizer, ds, self.pl.profile.model.max_length)
-        return self._pairsets[name]
-
-    def eval_sets(self, corruption: float = 0.0, pool: int = 0) -> dict[str, EvalSet]:
-        """WARM Fig. 4's subsets, every pair of each: train-corrupt (the flipped training pairs of
-        the pool's block, against their flipped labels: memorization), train-clean, ID validation,
-        OOD (the last two shared by every pool)."""
-        split = self.pool_split(corruption, pool)
-        train = self.pairset(split)
-        flipped = train.flipped if train.flipped is not None else np.zeros(train.n, bool)
-        out = {}
-        if corruption:
-            out["train-corrupt"] = np.flatnonzero(flipped)
-        out["train-clean"] = np.flatnonzero(~flipped)
-        sets = {name: EvalSet(name, split, rows, train.choice[rows], train.group[rows])
-                for name, rows in out.items()}
-        for name, split in (("ID val", "validation"), ("OOD", "test_ood")):
-            sets[name] = self._held_out(name, split)
-        if self.cfg.rank_on == "ood-half":  # the OOD claims are scored on the prompts φ1 was not ranked on
-            sets["OOD"] = self._half(sets["OOD"], 1)
-        return sets
-
-    def _held_out(self, name: str, split: str) -> EvalSet:
-        """Every pair of a held-out split, with its annotators' probabilities where the world has them."""
-        ps = self.pairset(split)
-        return EvalSet(name, split, np.arange(ps.n), ps.choice, ps.group, self.label_probabilities(split))
-
-    @staticmethod
-    def _half(es: EvalSet, parity: int) -> EvalSet:
-        """The pairs of `es` whose prompt has an even (`parity` 0) or odd (1) index."""
-        keep = np.flatnonzero(es.clusters % 2 == parity)
-        return EvalSet(f"{es.name} ({'odd' if parity else 'even'} prompts)", es.pairset, es.rows[keep],
-                       es.labels[keep], es.clusters[keep], es.p_label)
-
-    def ranking_set(self, corruption: float = 0.0, pool: int = 0) -> EvalSet:
-        """The pairs a pool's members are ranked on (`rm.rank_on`): ID validation, all OOD pairs,
-        or the OOD pairs of the even prompts (the OOD claims then read the odd ones)."""
-        if self.cfg.rank_on == "validation":
-            return self.eval_sets(corruption, pool)["ID val"]
-        ood = self._held_out("OOD", "test_ood")
-        return ood if self.cfg.rank_on == "test_ood" else self._half(ood, 0)
-
-    def label_probabilities(self, split: str) -> np.ndarray | None:
-        """Per pair of a held-out split, the probability that the annotators prefer summary_1
-        (`lib.world.data.label_probabilities`); None for real data, which has no annotator model."""
-        if self.pl.profile.world.source != "synthetic":
-            return None
-        if split not in self._p_label:
-            self._p_label[split] = D.label_probabilities(self.pl.comparisons[split], self.pl.profile.world)
-        return self._p_label[split]
 
     # ---- the pools ------------------------------------------------------------------------------
     def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
         """Optimizer steps of every member of a pool: `rm.epochs` passes over its training prompts
         (a corrupt pool: `rm.corrupt_epochs`, if set)."""
-        n_prompts = len(self.pairset(self.pool_split(corruption, pool)).groups)
+        n_prompts = len(self.pairs.pairset(self.pairs.pool_split(corruption, pool)).groups)
         epochs = self.cfg.corrupt_epochs if corruption and self.cfg.corrupt_epochs else self.cfg.epochs
         return max(1, round(epochs * n_prompts / self.cfg.batch_size))
 
@@ -209,7 +87,7 @@ class RewardModels:
         steps = self.steps(corruption, pool)
         return RMConfig(seed=rm_member_seed(pool, i), lr=lr, dropout=dropout, init_checkpoint=init,
                         mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
-                        corruption=corruption, train_block=self.block(corruption, pool),
+                        corruption=corruption, train_block=self.pairs.block(corruption, pool),
                         checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu, lora_r=c.lora_r, lora_alpha=c.lora_alpha)
 
     def pool(self, corruption: float = 0.0, pool: int = 0) -> list[RMConfig]:
@@ -218,7 +96,7 @@ class RewardModels:
     def ranking(self, corruption: float = 0.0, pool: int = 0) -> list[int]:
         """Members of a pool ranked by their accuracy on `rm.rank_on` (ID validation by default;
         WARM ranks on OOD), best first: φ1, φ2, … (WARM §5)."""
-        es = self.ranking_set(corruption, pool)
+        es = self.pairs.ranking_set(corruption, pool)
         acc = [self.correct(self.scores(self.state(cfg), es), es).mean()
                for cfg in self.pool(corruption, pool)]
         return [int(i) for i in np.argsort(-np.asarray(acc), kind="stable")]
@@ -233,14 +111,15 @@ class RewardModels:
         """The linear-probed head on the final SFT featurizer (or, with `seed`, on a random
         featurizer for the no-pre-training control), fit on the training pairs of `block`, cached."""
         key = {"comparisons": self.pl.comparisons_key, "probe": self.probe_cfg,
-               "corruption": corruption, "train_posts": self.train_posts(corruption, block),
+               "corruption": corruption, "train_posts": self.pairs.train_posts(corruption, block),
                "random_seed": seed, "version": RM_VERSION}
 
         def build(tmp: Path) -> dict:
             model = self._random_rm(seed) if seed is not None else \
                 reward_model_from(self.pl.model_path("sft"), None)
             with torch_threads(PREPARE_THREADS):  # a shared stage (`lib.config.PREPARE_THREADS`)
-                head = fit_linear_probe(model, self.pairset(self.train_split(corruption, block)), self.probe_cfg)
+                pairs = self.pairs.pairset(self.pairs.train_split(corruption, block))
+                head = fit_linear_probe(model, pairs, self.probe_cfg)
             save_file(head, str(tmp / "head.safetensors"))
             return {}
 
@@ -284,7 +163,7 @@ class RewardModels:
 
     def rm_key(self, cfg: RMConfig) -> dict:
         return {"comparisons": self.pl.comparisons_key, "probe": self.probe_cfg, "rm": cfg,
-                "train_posts": self.train_posts(cfg.corruption, cfg.train_block),
+                "train_posts": self.pairs.train_posts(cfg.corruption, cfg.train_block),
                 "curve": (self.cfg.curve_posts, self.curve_steps(cfg)), "version": RM_VERSION}
 
     def artifact(self, cfg: RMConfig) -> Artifact:
@@ -292,10 +171,10 @@ class RewardModels:
         held-out accuracy curve (from the probed head at step 0)."""
         def build(tmp: Path) -> dict:
             model = self.build_model(cfg)
-            curve = self.pairset("curve")
+            curve = self.pairs.pairset("curve")
             with torch_threads(RUN_THREADS):  # results independent of where the run is built
                 history = train_reward_model(
-                    model, self.pairset(self.train_split(cfg.corruption, cfg.train_block)), cfg,
+                    model, self.pairs.pairset(self.pairs.train_split(cfg.corruption, cfg.train_block)), cfg,
                     eval_fn=lambda m: self.correct(sequence_scores(m, curve)[curve.seq].T, curve.choice),
                     eval_steps=self.curve_steps(cfg),
                     on_checkpoint=lambda s, m: save_rm(m, tmp / f"checkpoint-{s}"),
@@ -324,7 +203,7 @@ class RewardModels:
         """The pair sets a pool member is scored on once, right after training: ID validation and
         OOD (its ranking, every accuracy), and for a corrupt RM its own training pairs
         (memorization, notebook 02)."""
-        own = (self.train_split(cfg.corruption, cfg.train_block),) if cfg.corruption else ()
+        own = (self.pairs.train_split(cfg.corruption, cfg.train_block),) if cfg.corruption else ()
         return ("validation", "test_ood") + own
 
     def member_scores(self, cfg: RMConfig, split: str) -> np.ndarray:
@@ -335,7 +214,7 @@ class RewardModels:
 
         def build(tmp: Path) -> dict:
             with torch_threads(RUN_THREADS):
-                scores = sequence_scores(self.model_of(self.state(cfg), copy_=False), self.pairset(split))
+                scores = sequence_scores(self.model_of(self.state(cfg), copy_=False), self.pairs.pairset(split))
             save_file({"scores": torch.from_numpy(scores)}, str(tmp / "scores.safetensors"))
             return {}
 
@@ -361,7 +240,7 @@ class RewardModels:
     def probe_state(self, corruption: float = 0.0, pool: int = 0) -> dict[str, torch.Tensor]:
         """Full weights of the final SFT featurizer with the shared probed head: every RM of the
         pool that starts from the final SFT model, at step 0."""
-        head = self.head(corruption, block=self.block(corruption, pool))
+        head = self.head(corruption, block=self.pairs.block(corruption, pool))
         return merged_state_dict(reward_model_from(self.pl.model_path("sft"), head))
 
     def initial_state(self, cfg: RMConfig) -> dict[str, torch.Tensor]:
@@ -402,8 +281,8 @@ class RewardModels:
         if key not in self._scores:
             member = self._members.get(fingerprint)
             self._scores[key] = self.member_scores(member, eval_set.pairset) if member is not None else \
-                sequence_scores(self.model_of(state, copy_=False), self.pairset(eval_set.pairset))
-        pairs = self.pairset(eval_set.pairset)
+                sequence_scores(self.model_of(state, copy_=False), self.pairs.pairset(eval_set.pairset))
+        pairs = self.pairs.pairset(eval_set.pairset)
         return self._scores[key][pairs.seq[eval_set.rows]].T.copy()
 
     @staticmethod
