@@ -413,3 +413,16 @@ def test_clean_pools_share_the_first_clean_posts_for_their_epochs_and_their_keys
     assert sub.member(0).steps == round(epochs * n_posts / sub.cfg.batch_size)
     assert sub.pairs.pool_split(0.25, 1) == rms.pairs.pool_split(0.25, 1)  # the corrupt pools keep their own blocks
     assert sub.pairs.eval_sets(0.0)["train-clean"].rows.size == len(sub.pairs.train_pairs(0.0))
+
+
+def test_the_ladder_of_diversity_is_warms_for_the_first_four_members():
+    from lib.config import RMPoolConfig
+    from lib.rm.ladder import member_config, pool_steps
+
+    cfg = RMPoolConfig(lrs=(1e-4, 3e-4), dropouts=(0.0, 0.2), baklava=(None, 50))
+    m = [member_config(cfg, i, steps=40, corruption=0.0, pool=1, block=0) for i in range(5)]
+    knobs = [(c.lr, c.dropout, c.init_checkpoint) for c in m]
+    assert knobs[0] == knobs[1] == (1e-4, 0.0, None) and m[0].seed != m[1].seed  # data order alone
+    assert knobs[2] == (3e-4, 0.0, None) and knobs[3] == (3e-4, 0.2, 50)
+    assert [c.seed for c in m] == [100, 101, 102, 103, 104] and all(c.checkpoint_steps == (20,) for c in m)
+    assert pool_steps(cfg, 100, 0.0) == round(2.0 * 100 / 16) and pool_steps(cfg, 100, 0.25) == round(6.0 * 100 / 16)

@@ -26,6 +26,7 @@ from lib.merge import weight_average
 from lib.models.lora import merged_state_dict
 from lib.models.models import from_pretrained, lora_targets, tiny_llama
 from lib.pipeline import Pipeline
+from lib.rm.ladder import member_config, pool_steps
 from lib.rm.pairs import EvalSet, RMPairs
 from lib.rm.rm import (
     fit_linear_probe,
@@ -34,7 +35,7 @@ from lib.rm.rm import (
     sequence_scores,
     train_reward_model,
 )
-from lib.seeds import random_init_seed, rm_member_seed
+from lib.seeds import random_init_seed
 from lib.threads import torch_threads
 from lib.world import data as D
 
@@ -66,29 +67,14 @@ class RewardModels:
 
     # ---- the pools ------------------------------------------------------------------------------
     def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
-        """Optimizer steps of every member of a pool: `rm.epochs` passes over its training prompts
-        (a corrupt pool: `rm.corrupt_epochs`, if set)."""
-        n_prompts = len(self.pairs.pairset(self.pairs.pool_split(corruption, pool)).groups)
-        epochs = self.cfg.corrupt_epochs if corruption and self.cfg.corrupt_epochs else self.cfg.epochs
-        return max(1, round(epochs * n_prompts / self.cfg.batch_size))
+        """Optimizer steps of every member of a pool (`lib.rm.ladder.pool_steps` of its prompts)."""
+        return pool_steps(self.cfg, len(self.pairs.pairset(self.pairs.pool_split(corruption, pool)).groups), corruption)
 
     def member(self, i: int, corruption: float = 0.0, pool: int = 0) -> RMConfig:
-        """The i-th RM of seeded pool `pool` (seed `rm_member_seed(pool, i)`). Members 0–3 form WARM Fig. 3's
-        ladder of diversity: 0 vs 1 differ by data order, 0 vs 2 also by learning rate, 0 vs 3
-        also by dropout and Baklava init; later members cycle through the knobs."""
-        c = self.cfg
-        ladder = {0: (c.lrs[0], c.dropouts[0], c.baklava[0]),
-                  1: (c.lrs[0], c.dropouts[0], c.baklava[0]),
-                  2: (c.lrs[-1], c.dropouts[0], c.baklava[0]),
-                  3: (c.lrs[-1], c.dropouts[-1], c.baklava[-1])}
-        lr, dropout, init = ladder.get(i, (c.lrs[i % len(c.lrs)],
-                                           c.dropouts[(i // len(c.lrs)) % len(c.dropouts)],
-                                           c.baklava[i % len(c.baklava)]))
-        steps = self.steps(corruption, pool)
-        return RMConfig(seed=rm_member_seed(pool, i), lr=lr, dropout=dropout, init_checkpoint=init,
-                        mode=c.mode, steps=steps, batch_size=c.batch_size, warmup=c.warmup,
-                        corruption=corruption, train_block=self.pairs.block(corruption, pool),
-                        checkpoint_steps=(steps // 2,), ema_mu=c.ema_mu, lora_r=c.lora_r, lora_alpha=c.lora_alpha)
+        """The i-th RM of seeded pool `pool`: its rung of the ladder (`lib.rm.ladder.member_config`)
+        on the pool's own steps and block of training posts."""
+        return member_config(self.cfg, i, steps=self.steps(corruption, pool), corruption=corruption, pool=pool,
+                             block=self.pairs.block(corruption, pool))
 
     def pool(self, corruption: float = 0.0, pool: int = 0) -> list[RMConfig]:
         return [self.member(i, corruption, pool) for i in range(self.cfg.m)]
