@@ -66,7 +66,8 @@ def check(device: str, steps: int, results: Path) -> list[dict]:
 
     from lib.config import GoldConfig, RLConfig, RMConfig, WARPConfig
     from lib.merge import liti
-    from lib.models.lora import merged_state_dict, policy_for, policy_from_state
+    from lib.models.lora import merged_state_dict
+    from lib.models.policy import policy_for, policy_from_state
     from lib.pipeline import Pipeline
     from lib.report.results import device_name, record_benchmark
     from lib.rl.rl import Hooks, train_policy

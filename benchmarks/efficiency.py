@@ -26,8 +26,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lib.config import results_dir
-from lib.models.lora import policy_for
 from lib.models.models import tiny_llama
+from lib.models.policy import policy_for
 from lib.models.sampling import sample_summaries
 from lib.models.train import train_causal_lm
 from lib.pipeline import Pipeline

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from lib.config import ROOT
-from lib.models.lora import policy_for
+from lib.models.policy import policy_for
 from lib.pipeline import Pipeline
 from lib.report.results import record_benchmark
 from lib.rl.rl import Hooks, train_policy

@@ -53,6 +53,7 @@ from lib.report.analysis import member_diagnostics, term_weights
 from lib.rm.control import ControlRM
 from lib.rm.pool import RewardModels
 from lib.rm.rm import PairSet, accuracy, score_pairs, score_texts, train_reward_model
+from lib.rm.scoring import correct
 from lib.threads import torch_threads
 from lib.world import world as W
 from lib.world.proxy import BagOfWordsProxy
@@ -205,19 +206,19 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
               "probe, frozen random features": rms.initial_state(control),
               "random-init RM (member 0's recipe)": rms.state(control),
               **{f"RM {i}": st for i, st in enumerate(states)}, f"WA M={len(states)}": weight_average(states)}
-    correct: dict = {}
+    hits: dict = {}
     for es in (idv, ood):
-        scores = {name: rms.scores(st, es) for name, st in models.items()}
+        scores = {name: rms.scorer.scores(st, es) for name, st in models.items()}
         scores[f"ENS M={len(states)}"] = np.mean([scores[f"RM {i}"] for i in range(len(states))], axis=0)
-        correct[es.name] = {name: {k: rms.correct(sc, es, k) for k in ("label", "expected")}
-                            for name, sc in scores.items()}
+        hits[es.name] = {name: {k: correct(sc, es, k) for k in ("label", "expected")}
+                         for name, sc in scores.items()}
     accuracy = {split: {name: {k: round(float(v.mean()), 4) for k, v in c.items()} for name, c in by.items()}
-                for split, by in correct.items()}
-    best = int(np.argmax([correct["ID val"][f"RM {i}"]["label"].mean() for i in range(len(states))]))
+                for split, by in hits.items()}
+    best = int(np.argmax([hits["ID val"][f"RM {i}"]["label"].mean() for i in range(len(states))]))
     m = len(states)
     prem = {"best member on ID val": best}
     for es in (idv, ood):
-        c = correct[es.name]
+        c = hits[es.name]
         for k in ("label", "expected"):
             for name, (a, b) in {"SFT init − random init (member 0)": ("RM 0", "random-init RM (member 0's recipe)"),
                                  "probe SFT − probe random": ("probe, frozen SFT features",
@@ -226,7 +227,7 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
                                  f"WA M={m} − ENS M={m}": (f"WA M={m}", f"ENS M={m}")}.items():
                 prem[f"{es.name}, {k}: {name}"] = _points(c[a][k], c[b][k], es.clusters)
 
-    curve = rms.interpolation(states[0], states[1], ood, LAMBDAS)  # the data-order pair, on OOD
+    curve = rms.scorer.interpolation(states[0], states[1], ood, LAMBDAS)  # the data-order pair, on OOD
     interior, half = slice(1, -1), LAMBDAS.index(0.5)
     lmc = {"λ": list(LAMBDAS), **{k: [round(float(v.mean()), 4) for v in curve[k]] for k in ("WA", "ENS", "diag")},
            "WA − ENS at λ=0.5": _points(curve["WA"][half], curve["ENS"][half], ood.clusters),
@@ -245,12 +246,12 @@ def premises(profile: str, overrides: dict, jobs: int = 2, pool_shape: tuple[int
     single = {"BoW proxy": {"ID": round(float(bow.mean()), 4),
                             "best-of-N": bon_curve(proxy.score(posts, samples).reshape(-1, k), pool["gold"])}}
     for i, st in enumerate(states):
-        on_pool = rms.score_texts(st, prompts, samples).reshape(-1, k)
+        on_pool = rms.scorer.score_texts(st, prompts, samples).reshape(-1, k)
         curve_n = bon_curve(on_pool, pool["gold"])
         best_n = max((n for n in curve_n if n >= 4), key=lambda n: curve_n[n])
         single[f"RM {i}"] = {"ρ(RM, gold)": round(float(np.nanmean(within_prompt_pearson(on_pool, pool["gold"]))), 3),
                              "best-of-N gain": round(curve_n[best_n] - curve_n[1], 3), "at N": best_n,
-                             "RM − BoW proxy, ID (points)": _points(correct["ID val"][f"RM {i}"]["label"], bow,
+                             "RM − BoW proxy, ID (points)": _points(hits["ID val"][f"RM {i}"]["label"], bow,
                                                                      idv.clusters)}
     seconds["total"] = round(time.perf_counter() - started, 1)
     return {"profile": profile, "overrides": overrides, "machine speed": speed, "seconds": seconds, "prepare": prepare,

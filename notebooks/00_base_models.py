@@ -291,7 +291,7 @@ ch.claim(id="world-overoptimization", paper="setup", figure="00_world_check",
 
 # %%
 rms = RewardModels(pl)
-probe = rms.score_texts(rms.probe_state(), [p for p in D.prompts_of(pool["posts"])
+probe = rms.scorer.score_texts(rms.probe_state(), [p for p in D.prompts_of(pool["posts"])
                                              for _ in range(pool["gold"].shape[1])],
                         [s for row in pool["samples"] for s in row]).reshape(pool["gold"].shape)
 readers = {"linear probe on SFT features": probe, **{

@@ -61,6 +61,7 @@ from lib.report.notebook import Chapter
 from lib.report.plots import line_with_band
 from lib.rm.pool import RewardModels
 from lib.rm.rm import PairSet, score_pairs
+from lib.rm.scoring import correct
 from lib.world.proxy import BagOfWordsProxy
 
 # %% [markdown]
@@ -102,10 +103,10 @@ print({name: [len(subsets[p][name]) for p in seeds] for name in names},
 # %%
 pools = {p: rms.pool(corruption, p) for p in seeds}
 states = {p: [rms.state(cfg) for cfg in pools[p]] for p in seeds}
-correct = {p: [{name: rms.correct(rms.scores(s, es), es) for name, es in subsets[p].items()}
+per_pair = {p: [{name: correct(rms.scorer.scores(s, es), es) for name, es in subsets[p].items()}
                for s in states[p]] for p in seeds}
 single = pd.DataFrame([{name: format(bootstrap(c[name], clusters=subsets[0][name].clusters), ".3f")
-                        for name in names} for c in correct[0]],
+                        for name in names} for c in per_pair[0]],
                       index=[f"RM {i} (lr {c.lr:g}, dropout {c.dropout}, init {c.init_checkpoint or 'final'})"
                              for i, c in enumerate(pools[0])])
 single
@@ -217,9 +218,9 @@ pd.DataFrame([{"pool": member_pools[r], "labels": "corrupt" if members[r].corrup
 
 # %%
 tc = [subsets[p]["train-corrupt"] for p in seeds]
-start = {p: np.mean([rms.correct(rms.scores(rms.initial_state(cfg), tc[p]), tc[p]) for cfg in pools[p]], 0)
+start = {p: np.mean([correct(rms.scorer.scores(rms.initial_state(cfg), tc[p]), tc[p]) for cfg in pools[p]], 0)
          for p in seeds}
-learned, learned_clusters = across_pools(tc, [np.mean([c["train-corrupt"] for c in correct[p]], 0) - start[p]
+learned, learned_clusters = across_pools(tc, [np.mean([c["train-corrupt"] for c in per_pair[p]], 0) - start[p]
                                               for p in seeds])
 ch.claim(id="rm-memorizes-corrupt", paper="WARM", figure="Fig. 4a (02_wa_vs_ens_lambda)",
          claim="RMs trained on corrupted labels memorize them (accuracy on the flipped pairs, "
@@ -234,9 +235,9 @@ ch.claim(id="rm-memorizes-corrupt", paper="WARM", figure="Fig. 4a (02_wa_vs_ens_
 
 # %%
 lambdas = np.linspace(0, 1, 5)
-val_acc = [c["ID val"].mean() for c in correct[0]]
+val_acc = [c["ID val"].mean() for c in per_pair[0]]
 i, j = (int(k) for k in np.argsort(val_acc, kind="stable")[::-1][:2])
-interp = {name: rms.interpolation(states[0][i], states[0][j], es, lambdas) for name, es in subsets[0].items()}
+interp = {name: rms.scorer.interpolation(states[0][i], states[0][j], es, lambdas) for name, es in subsets[0].items()}
 fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4))
 for ax, (name, c) in zip(axes, interp.items()):
     for k, style in (("WA", "o-"), ("ENS", "s--")):
@@ -339,7 +340,7 @@ val = pl.comparisons["validation"]
 proxy = BagOfWordsProxy.fit_pairs(rms.pairs.train_pairs(0.0), l2=P.world_check.l2)
 bow = proxy.correct(val)
 idv = rms.pairs.eval_sets(0.0)["ID val"]
-clean = np.stack([np.stack([rms.correct(rms.scores(rms.state(cfg), idv), idv) - bow
+clean = np.stack([np.stack([correct(rms.scorer.scores(rms.state(cfg), idv), idv) - bow
                             for cfg in rms.pool(0.0, p)], axis=1) for p in seeds])  # (pools, pairs, RMs)
 print(f"BoW proxy ID accuracy {bow.mean():.3f}; clean RMs (pool 0): {np.round(clean[0].mean(0) + bow.mean(), 3)}")
 ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
@@ -350,8 +351,8 @@ ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
          estimate=extreme_bootstrap(np.concatenate(list(clean), axis=1), "min", clusters=idv.clusters),
          threshold=-0.02, direction=">")
 if idv.p_label is not None:  # beside it, against the annotators' expected preference (the claim stays on labels)
-    bow_expected = rms.correct(proxy.pair_scores(val), idv, "expected")
-    gaps_expected = np.concatenate([np.stack([rms.correct(rms.scores(rms.state(cfg), idv), idv, "expected")
+    bow_expected = correct(proxy.pair_scores(val), idv, "expected")
+    gaps_expected = np.concatenate([np.stack([correct(rms.scorer.scores(rms.state(cfg), idv), idv, "expected")
                                               - bow_expected for cfg in rms.pool(0.0, p)], 1) for p in seeds], 1)
     print(f"against the expected preference: {extreme_bootstrap(gaps_expected, 'min', clusters=idv.clusters):.4f}")
 
@@ -379,7 +380,7 @@ if idv.p_label is not None:  # beside it, against the annotators' expected prefe
 if P.world.source == "synthetic":  # real TL;DR posts have no gold terms
     rewards = {"gold": np.array([val["gold_0"], val["gold_1"]]),
                "BoW proxy": proxy.pair_scores(val),
-               **{f"clean RM {i} (pool 0)": rms.scores(rms.state(cfg), idv)
+               **{f"clean RM {i} (pool 0)": rms.scorer.scores(rms.state(cfg), idv)
                   for i, cfg in enumerate(rms.pool(0.0, 0))}}
     display(term_weights(rewards, val).round(3))
 
@@ -397,7 +398,7 @@ if P.world.source == "synthetic":  # real TL;DR posts have no gold terms
 # %%
 ood_c = rms.pairs.eval_sets(0.0)["OOD"]
 controls = plans.premise_controls(rms)
-pretrained = {es.name: np.stack([np.stack([rms.correct(rms.scores(rms.state(cfg), es), es) for cfg in
+pretrained = {es.name: np.stack([np.stack([correct(rms.scorer.scores(rms.state(cfg), es), es) for cfg in
                                            (rms.member(0, 0.0, p), controls[p])], -1) for p in seeds])
               for es in (idv, ood_c)}  # (pools, pairs, 2): SFT init, random init
 gain = {name: nested_bootstrap(c, lambda m: m[..., 0] - m[..., 1], (idv if name == "ID val" else ood_c).clusters)
@@ -415,11 +416,11 @@ ch.claim(id="premise-pretraining-matters", paper="WARM", figure="§3 premise (-)
 
 # %%
 clean_states = {p: [rms.state(cfg) for cfg in rms.pool(0.0, p)] for p in seeds}
-clean_scores = {p: [rms.scores(s, es) for s in clean_states[p]] for p in seeds for es in (ood_c,)}
-best_on_id = {p: int(np.argmax([rms.correct(rms.scores(s, idv), idv).mean() for s in clean_states[p]]))
+clean_scores = {p: [rms.scorer.scores(s, es) for s in clean_states[p]] for p in seeds for es in (ood_c,)}
+best_on_id = {p: int(np.argmax([correct(rms.scorer.scores(s, idv), idv).mean() for s in clean_states[p]]))
               for p in seeds}
-ens_vs_best = np.stack([np.stack([rms.correct(np.mean(clean_scores[p], 0), ood_c),
-                                  rms.correct(clean_scores[p][best_on_id[p]], ood_c)], -1) for p in seeds])
+ens_vs_best = np.stack([np.stack([correct(np.mean(clean_scores[p], 0), ood_c),
+                                  correct(clean_scores[p][best_on_id[p]], ood_c)], -1) for p in seeds])
 ens_gain = nested_bootstrap(ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters)
 ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
          claim=f"the members make partly different errors: ENS M={P.rm.m} of a clean pool is more accurate OOD "
@@ -437,12 +438,12 @@ ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
 # %%
 if ood_c.p_label is not None:  # the synthetic world's annotators; real data have none
     def expected(states_, es):
-        return np.stack([rms.correct(rms.scores(s, es), es, "expected") for s in states_], -1)
+        return np.stack([correct(rms.scorer.scores(s, es), es, "expected") for s in states_], -1)
     beside = {"SFT init − random init (ID val)": np.stack([expected([rms.state(rms.member(0, 0.0, p)),
                                                                      rms.state(controls[p])], idv) for p in seeds]),
               f"ENS M={P.rm.m} − best member (OOD)": np.stack([np.stack(
-                  [rms.correct(np.mean(clean_scores[p], 0), ood_c, "expected"),
-                   rms.correct(clean_scores[p][best_on_id[p]], ood_c, "expected")], -1) for p in seeds])}
+                  [correct(np.mean(clean_scores[p], 0), ood_c, "expected"),
+                   correct(clean_scores[p][best_on_id[p]], ood_c, "expected")], -1) for p in seeds])}
     display(pd.DataFrame({"against labels": [format(gain["ID val"], ".3f"), format(ens_gain, ".3f")],
         "against the expected preference": [format(nested_bootstrap(v, lambda m: m[..., 0] - m[..., 1],
                                                                     ood_c.clusters if "OOD" in k else idv.clusters), ".3f")
@@ -459,10 +460,10 @@ if ood_c.p_label is not None:  # the synthetic world's annotators; real data hav
 # %%
 if ood_c.p_label is not None:
     diag = member_diagnostics(rms, rms.pool(0.0, 0), ood_c, pl.sample_pool("sft", 64, 16))
-    probes = {name: rms.correct(rms.scores(rms.initial_state(cfg), es), es).mean() for es in (idv, ood_c)
+    probes = {name: correct(rms.scorer.scores(rms.initial_state(cfg), es), es).mean() for es in (idv, ood_c)
               for name, cfg in ((f"probe on frozen SFT features, {es.name}", rms.member(0)),
                                 (f"probe on frozen random features, {es.name}", controls[0]))}
-    fine_tuned = {f"fine-tuned members (mean), {es.name}": np.mean([rms.correct(rms.scores(s, es), es).mean()
+    fine_tuned = {f"fine-tuned members (mean), {es.name}": np.mean([correct(rms.scorer.scores(s, es), es).mean()
                                                                      for s in clean_states[0]]) for es in (idv, ood_c)}
     display(pd.Series({**diag, **probes, **fine_tuned}, name="pool 0").round(4).to_frame())
 
@@ -477,8 +478,8 @@ if ood_c.p_label is not None:
 # %%
 ood_pairs = pl.comparisons["test_ood"]
 bench = PairSet(pl.tokenizer, ood_pairs.select(range(min(100, len(ood_pairs)))), P.model.max_length)
-models = [rms.model_of(s) for s in states[0]]
-wa_model, M_MAX, REPEATS = rms.model_of(weight_average(states[0])), 10, 5
+models = [rms.scorer.model_of(s) for s in states[0]]
+wa_model, M_MAX, REPEATS = rms.scorer.model_of(weight_average(states[0])), 10, 5
 
 def seconds(fn):
     start = time.perf_counter()

@@ -283,7 +283,7 @@ flat_prompts = [p for p in D.prompts_of(pool["posts"]) for _ in range(K)]
 flat = [s for row in pool["samples"] for s in row]
 state = rms.state(rms.pool(0.0)[0])
 start = time.perf_counter()
-rms.score_texts(state, flat_prompts, flat)
+rms.scorer.score_texts(state, flat_prompts, flat)
 rate = len(flat) / (time.perf_counter() - start)
 ch.benchmark(name="RM scoring throughput (BoN pool)", ours=rate, baseline=None, unit="samples/s")
 print(f"{rate:.0f} samples/s")

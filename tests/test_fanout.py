@@ -38,7 +38,7 @@ def test_shards_build_every_run_once_and_the_notebooks_read_them(tmp_path, monke
         for cfg in rms.pool(c):
             for name, es in rms.pairs.eval_sets(c).items():
                 if c or name != "train-clean":  # a clean RM's own training pairs: no notebook reads them
-                    rms.scores(rms.state(cfg), es)
+                    rms.scorer.scores(rms.state(cfg), es)
     assert cache.builds == 0 and cache.hits > 0
 
     # The RL waves: WARP's second iteration needs its first, then every run of lib.plans is built.

@@ -125,19 +125,19 @@ def test_the_pretraining_control_differs_from_member_0_in_its_init_alone():
 
 def test_accuracy_against_the_annotators_reads_the_pairs_of_the_eval_set():
     from lib.rm.pairs import EvalSet
-    from lib.rm.pool import RewardModels
+    from lib.rm.scoring import correct
 
     p_label = np.array([0.9, 0.2, 0.6, 0.4, 0.7])  # the probabilities of the whole split
     es = EvalSet("OOD", "test_ood", rows=np.array([1, 2, 4]), labels=np.array([0, 0, 1]), clusters=np.zeros(3),
                  p_label=p_label)
     scores = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # prefers summary_1, summary_0, summary_1
-    np.testing.assert_allclose(RewardModels.correct(scores, es), [0, 1, 1])
-    np.testing.assert_allclose(RewardModels.correct(scores, es, "expected"), [0.2, 0.4, 0.7])
-    np.testing.assert_allclose(RewardModels.correct(scores, es, "bayes"), [0, 0, 1])
+    np.testing.assert_allclose(correct(scores, es), [0, 1, 1])
+    np.testing.assert_allclose(correct(scores, es, "expected"), [0.2, 0.4, 0.7])
+    np.testing.assert_allclose(correct(scores, es, "bayes"), [0, 0, 1])
     with pytest.raises(ValueError, match="unknown accuracy target 'gold'"):
-        RewardModels.correct(scores, es, "gold")
+        correct(scores, es, "gold")
     with pytest.raises(ValueError, match="needs the annotators' probabilities"):
-        RewardModels.correct(scores, EvalSet("x", "x", np.arange(3), np.zeros(3), np.zeros(3)), "expected")
+        correct(scores, EvalSet("x", "x", np.arange(3), np.zeros(3), np.zeros(3)), "expected")
 
 
 @pytest.mark.parametrize("rank_on, scored", [("validation", "ID val"), ("test_ood", "OOD"), ("ood-half", "OOD")])
@@ -168,7 +168,7 @@ def test_members_are_ranked_on_one_split_alone(rank_on, scored):
         right = np.arange(len(es.rows)) < round(len(es.rows) * accuracy[scored][i])  # ranked as labelled
         return np.stack([np.zeros(len(es.rows)), np.where(right, 1.0, -1.0)])
 
-    rms.scores = scores
+    rms.scorer = SimpleNamespace(scores=scores)
     assert rms.ranking() == list(np.argsort(-np.asarray(accuracy[scored]), kind="stable"))
     assert {pairset for pairset, _ in seen} == {"validation" if scored == "ID val" else "test_ood"}
     if rank_on == "ood-half":

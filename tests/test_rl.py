@@ -8,8 +8,9 @@ from toy import CFG, PROMPTS, letters
 
 from lib.config import RLConfig
 from lib.models.ema import Ema
-from lib.models.lora import lora_merged_state_dict, merged_state_dict, policy_for, policy_from_state
+from lib.models.lora import lora_merged_state_dict, merged_state_dict
 from lib.models.models import save_model, tiny_llama
+from lib.models.policy import policy_for, policy_from_state
 from lib.models.sampling import sample_batch
 from lib.rl.rl import Hooks, kl_per_sequence, leave_one_out_advantages, reinforce_loss, response_logprobs, train_policy
 from lib.rl.state import load_rl_state, save_rl_state

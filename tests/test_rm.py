@@ -27,6 +27,7 @@ from lib.rm.rm import (
     sequence_scores,
     train_reward_model,
 )
+from lib.rm.scoring import correct
 from lib.world.data import prompts_of
 
 FAST = {"pretrain.steps": 3, "sft.steps": 4, "sft.checkpoint_steps": (3,),
@@ -96,34 +97,34 @@ def test_rm_training_is_cached_and_keeps_checkpoints(rms):
 def test_ens_is_the_mean_of_scores_and_wa_of_one_model_is_itself(rms):
     es = rms.pairs.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
-    sa, sb = rms.scores(a, es), rms.scores(b, es)
-    assert np.allclose(rms.scores(weight_average([a, a]), es), sa, atol=1e-5)
+    sa, sb = rms.scorer.scores(a, es), rms.scorer.scores(b, es)
+    assert np.allclose(rms.scorer.scores(weight_average([a, a]), es), sa, atol=1e-5)
     ens = (sa + sb) / 2
     assert accuracy(ens, es.labels) == pytest.approx(
         np.mean(np.where(es.labels == 1, ens[1] >= ens[0], ens[0] >= ens[1])))
-    assert rms.correct(ens, es).mean() == pytest.approx(accuracy(ens, es.labels))
+    assert correct(ens, es).mean() == pytest.approx(accuracy(ens, es.labels))
 
 
 def test_scores_are_memoized_on_the_exact_weights(rms, monkeypatch):
-    import lib.rm.pool
+    import lib.rm.scoring
 
     ds = rms.pairs.eval_sets(0.0)["ID val"]
     a, b = rms.state(rms.member(0)), rms.state(rms.member(1))
     calls = []
-    real = lib.rm.pool.sequence_scores
-    monkeypatch.setattr(lib.rm.pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    real = lib.rm.scoring.sequence_scores
+    monkeypatch.setattr(lib.rm.scoring, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
     fresh = RewardModels(rms.pl)
-    ab = fresh.scores(weight_average([a, b]), ds)
-    ba = fresh.scores(weight_average([b, a]), ds)  # another dict, the same weights
+    ab = fresh.scorer.scores(weight_average([a, b]), ds)
+    ba = fresh.scorer.scores(weight_average([b, a]), ds)  # another dict, the same weights
     assert len(calls) == 1 and np.array_equal(ab, ba)
     ba[0, 0] += 1  # callers get a copy, never the memo itself
-    assert not np.array_equal(fresh.scores(weight_average([a, b]), ds), ba)
+    assert not np.array_equal(fresh.scorer.scores(weight_average([a, b]), ds), ba)
     nudged = dict(a)
     key = next(k for k, v in a.items() if v.is_floating_point())
     nudged[key] = a[key].clone()
     nudged[key].view(-1)[0] += 1e-3
-    fresh.scores(nudged, ds)
-    fresh.scores(a, ds)
+    fresh.scorer.scores(nudged, ds)
+    fresh.scorer.scores(a, ds)
     assert len(calls) == 3  # any changed weight is a new model
 
 
@@ -273,13 +274,13 @@ def test_gradient_checkpointing_trains_the_same_rm(tmp_path):
 
 def test_the_held_out_curve_starts_at_the_probed_head(rms):
     cfg = rms.member(1)
-    steps, correct = rms.curve(cfg)
+    steps, hits = rms.curve(cfg)
     assert steps[0] == 0 and steps[-1] == cfg.steps and list(steps) == sorted(set(steps))
     assert set(rms.curve_steps(cfg)) <= set(steps)
     curve = rms.pairs.pairset("curve")
-    probe = rms.correct(sequence_scores(rms.model_of(rms.initial_state(cfg)), curve)[curve.seq].T, curve.choice)
-    assert np.array_equal(correct[0], probe)
-    assert rms.history(cfg)["eval"] == pytest.approx(correct.mean(1))
+    probe = correct(sequence_scores(rms.scorer.model_of(rms.initial_state(cfg)), curve)[curve.seq].T, curve.choice)
+    assert np.array_equal(hits[0], probe)
+    assert rms.history(cfg)["eval"] == pytest.approx(hits.mean(1))
 
 
 def test_curve_is_dense_during_the_warmup(tmp_path):
@@ -316,20 +317,22 @@ def test_a_member_is_scored_once_and_read_back_from_the_cache(rms, monkeypatch):
     """A pool member's scores on a pair set are a stage of their own: the first reader scores its
     final weights, every later process reads them back."""
     import lib.rm.pool
+    import lib.rm.scoring
 
     cfg, ood = rms.member(1), rms.pairs.eval_sets(0.0)["OOD"]
-    direct = score_pairs(rms.model_of(rms.state(cfg)), rms.pairs.pairset("test_ood"))
+    direct = score_pairs(rms.scorer.model_of(rms.state(cfg)), rms.pairs.pairset("test_ood"))
     for member in rms.pool(0.0):
         rms.artifact(member)  # trained before the count starts
     calls = []
     real = lib.rm.pool.sequence_scores
-    monkeypatch.setattr(lib.rm.pool, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    for module in (lib.rm.pool, lib.rm.scoring):  # a member's own stage, or the scorer's direct path
+        monkeypatch.setattr(module, "sequence_scores", lambda *args, **kw: calls.append(1) or real(*args, **kw))
     first = RewardModels(rms.pl)
-    got = first.scores(first.state(cfg), ood)
+    got = first.scorer.scores(first.state(cfg), ood)
     assert len(calls) == 1
     np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-6)
     again = RewardModels(rms.pl)
-    assert np.array_equal(again.scores(again.state(cfg), ood), got) and len(calls) == 1
+    assert np.array_equal(again.scorer.scores(again.state(cfg), ood), got) and len(calls) == 1
     before = len(calls)
     assert again.ranking(0.0) == rms.ranking(0.0)
     assert len(calls) - before <= len(rms.pool(0.0))  # each member scored at most once on its split

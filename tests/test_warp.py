@@ -205,8 +205,8 @@ def test_warp_of_lora_policies_merges_their_weight_updates(tok, sft):
 def test_warp_of_qlora_policies_merges_from_their_nf4_start(tok, sft, tmp_path):
     """4-bit runs hold θ_init rounded to NF4: the merge and LITI start there, so at η = 0 the next
     init is that rounding (the only change from θ_init, and only on the quantized layers)."""
-    from lib.models.lora import policy_from_state
     from lib.models.models import save_model
+    from lib.models.policy import policy_from_state
 
     save_model(tiny_llama(CFG, tok, seed=0), tmp_path)
     rl = replace(TINY_RL, mode="qlora", steps=1)

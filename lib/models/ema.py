@@ -8,7 +8,8 @@ import copy
 import torch
 from transformers import PreTrainedModel
 
-from lib.models.lora import is_peft, lora_merged_state_dict, merged_lora_weights, plain_model_like
+from lib.models.lora import is_peft, lora_merged_state_dict, merged_lora_weights
+from lib.models.policy import plain_model_like
 
 
 class Ema:

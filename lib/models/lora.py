@@ -1,4 +1,4 @@
-"""LoRA and full weights: peft adapters on, merged weights off, policies built from saved weights.
+"""LoRA and full weights: peft adapters on, merged weights off.
 
 Weight averaging (WARM), task vectors and SLERP (WARP) act on *full* weights. For a LoRA model the
 full weight of an adapted layer is W + B·A·scale, computed here explicitly: an average of A and B
@@ -8,16 +8,12 @@ the base W is the dequantized NF4 weight, so merges use the dequantized base.
 
 from __future__ import annotations
 
-import copy
-import tempfile
-from pathlib import Path
-
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from lib.config import RLConfig
-from lib.models.models import from_pretrained, is_4bit, lora_targets
+from lib.models.models import is_4bit, lora_targets
 
 StateDict = dict[str, torch.Tensor]
 
@@ -83,8 +79,6 @@ def merged_state_dict(model: PreTrainedModel) -> StateDict:
     return {k: _detached(v) for k, v in model.state_dict().items()}
 
 
-# ---- policies ---------------------------------------------------------------------------------
-
 def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
     """The policy with fresh LoRA adapters (B = 0, A seeded by `cfg.seed`) on every linear layer
     of the backbone (`lib.models.models.lora_targets`)."""
@@ -97,52 +91,6 @@ def wrap_lora(policy: PreTrainedModel, cfg: RLConfig) -> PreTrainedModel:
     lora = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=0.0, target_modules=lora_targets(policy))
     return get_peft_model(policy, lora)
-
-
-def policy_for(path: Path | str, cfg: RLConfig, device: str = "cpu") -> PreTrainedModel:
-    """A causal LM loaded from a saved directory, ready for `cfg.mode`: full weights, or fresh
-    LoRA adapters on a float (lora) or NF4 4-bit base (qlora, compute in float32)."""
-    model = from_pretrained(AutoModelForCausalLM, path, load_in_4bit=cfg.mode == "qlora",
-                            double_quant=False, device=device)
-    return model if cfg.mode == "full" else wrap_lora(model, cfg)
-
-
-def load_full_weights(model: PreTrainedModel, state: StateDict) -> None:
-    """Load full weights into a plain causal LM (a tied output embedding may be absent)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = getattr(model.config, "tie_word_embeddings", False)
-    missing = [k for k in missing if not (tied and k == "lm_head.weight")]
-    if missing or unexpected:
-        raise ValueError(f"state dict does not fit the policy: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
-
-
-def policy_from_state(path: Path | str, state: StateDict, cfg: RLConfig,
-                      device: str = "cpu") -> PreTrainedModel:
-    """`policy_for(path, cfg)` with the full weights `state` in place of those saved at `path`
-    (e.g. WARP's LITI model). For lora/qlora, `state` becomes the base under fresh adapters; for
-    qlora it is quantized to NF4 like any saved model (so the base holds `state` up to NF4 error)."""
-    if cfg.mode == "full":
-        policy = policy_for(path, cfg, device)
-        load_full_weights(policy, state)
-        return policy
-    plain = from_pretrained(AutoModelForCausalLM, path)
-    load_full_weights(plain, state)
-    with tempfile.TemporaryDirectory() as tmp:
-        plain.save_pretrained(tmp, safe_serialization=True)
-        return policy_for(tmp, cfg, device)
-
-
-def plain_model_like(policy: PreTrainedModel, state: StateDict) -> PreTrainedModel:
-    """A frozen float32 causal LM of the policy's architecture carrying the full weights `state`
-    (e.g. `lora_merged_state_dict(policy)`), on the policy's device."""
-    config = copy.deepcopy(unwrapped(policy).config)
-    for attr in ("quantization_config", "_pre_quantization_dtype"):
-        if hasattr(config, attr):
-            delattr(config, attr)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    load_full_weights(model, state)
-    return model.to(next(policy.parameters()).device).requires_grad_(False).eval()
 
 
 def lora_is_fresh(policy: PreTrainedModel) -> bool:

@@ -20,6 +20,7 @@ import torch
 from lib.measure.evaluate import best_of_n, within_prompt_pearson
 from lib.measure.stats import PerSeed, bootstrap, nested_bootstrap
 from lib.merge import global_norm, task_vector, weight_average
+from lib.rm.scoring import correct
 from lib.world import data as D
 from lib.world import world as W
 
@@ -81,7 +82,7 @@ def term_weights(rewards: dict[str, np.ndarray], pairs) -> pd.DataFrame:
     difference within a pair (summary 1 − summary 0) on the pair's differences in the gold reward's
     coverage and hallucination terms (− 1 per made-up fact) and in the number of words, with an
     intercept. `rewards` maps a name to rewards (2, pairs), rows summary 0 and summary 1, the order
-    of `RewardModels.scores`. Rewards of different scales compare by `hallucination / coverage`:
+    of `lib.rm.scoring.Scorer.scores`. Rewards of different scales compare by `hallucination / coverage`:
     near 0 for a reward that never checks a fact against the post. Gold is its two terms with
     weight 1 each plus its repetition, length and fluency terms, which go with the facts, so its
     own fitted ratio is not 1 (0.5–0.7 on the default profile's pairs): read a reward against
@@ -106,11 +107,11 @@ def term_weights(rewards: dict[str, np.ndarray], pairs) -> pd.DataFrame:
 def interpolation_curves(rms, pairs: dict[str, list[tuple[dict, dict]]], eval_set,
                          lambdas: Sequence[float], against: str = "label") -> dict[str, dict[str, np.ndarray]]:
     """For each named pair of models (one (θ1, θ2) per seed): per-pair correctness along λ of WA,
-    ENS and the diagonal on `eval_set` (against the labels, or as `RewardModels.correct` says),
+    ENS and the diagonal on `eval_set` (against the labels, or as `lib.rm.scoring.correct` says),
     each shaped (seeds, pairs of the eval set, λ)."""
     out = {}
     for name, by_seed in pairs.items():
-        curves = [rms.interpolation(a, b, eval_set, lambdas, against) for a, b in by_seed]
+        curves = [rms.scorer.interpolation(a, b, eval_set, lambdas, against) for a, b in by_seed]
         out[name] = {k: np.stack([c[k].T for c in curves]) for k in ("WA", "ENS", "diag")}
     return out
 
@@ -131,22 +132,22 @@ def wa_minus_ens(rms, states: Sequence[dict], eval_sets: dict,
     for i, j in pairs:
         wa = weight_average([states[i], states[j]])
         for name, es in eval_sets.items():
-            ens = (rms.scores(states[i], es) + rms.scores(states[j], es)) / 2
-            out[name].append(rms.correct(rms.scores(wa, es), es) - rms.correct(ens, es))
+            ens = (rms.scorer.scores(states[i], es) + rms.scorer.scores(states[j], es)) / 2
+            out[name].append(correct(rms.scorer.scores(wa, es), es) - correct(ens, es))
     return {name: np.stack(v) for name, v in out.items()}
 
 
 def warm_by_m(rms, states: Sequence[dict], eval_set, ens: bool = False, against: str = "label") -> np.ndarray:
     """Per-pair correctness of WARM of the first m models (or, with `ens`, of the mean of their
-    rewards), m = 1 … M, on `eval_set` (`against` as `RewardModels.correct` says): (eval pairs, M)
+    rewards), m = 1 … M, on `eval_set` (`against` as `lib.rm.scoring.correct` says): (eval pairs, M)
     (WARM Fig. 10)."""
     cols = []
     for m in range(1, len(states) + 1):
         if ens:
-            scores = np.mean([rms.scores(s, eval_set) for s in states[:m]], axis=0)
+            scores = np.mean([rms.scorer.scores(s, eval_set) for s in states[:m]], axis=0)
         else:
-            scores = rms.scores(states[0] if m == 1 else weight_average(list(states[:m])), eval_set)
-        cols.append(rms.correct(scores, eval_set, against))
+            scores = rms.scorer.scores(states[0] if m == 1 else weight_average(list(states[:m])), eval_set)
+        cols.append(correct(scores, eval_set, against))
     return np.stack(cols, axis=1)
 
 
@@ -241,12 +242,12 @@ def member_diagnostics(rms, members: Sequence, eval_set, sample_pool: dict) -> d
     (`residual_correlation`), and how far their weights moved from their inits, and in which
     directions (`weight_geometry`)."""
     states = [rms.state(cfg) for cfg in members]
-    scores = [rms.scores(s, eval_set) for s in states]
-    overlap = error_overlap(np.stack([rms.correct(s, eval_set, "bayes") for s in scores]))
+    scores = [rms.scorer.scores(s, eval_set) for s in states]
+    overlap = error_overlap(np.stack([correct(s, eval_set, "bayes") for s in scores]))
     k = len(sample_pool["samples"][0])
     prompts = [p for p in D.prompts_of(sample_pool["posts"]) for _ in range(k)]
     flat = [s for row in sample_pool["samples"] for s in row]
-    on_pool = [rms.score_texts(s, prompts, flat).reshape(-1, k) for s in states]
+    on_pool = [rms.scorer.score_texts(s, prompts, flat).reshape(-1, k) for s in states]
     geometry = weight_geometry(states, [rms.initial_state(cfg) for cfg in members])
     cosine = geometry["cosine"][~np.eye(len(states), dtype=bool)]
     return {"error rate vs Bayes": overlap["error rate"], "all wrong vs Bayes": overlap["all wrong"],

@@ -42,8 +42,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lib.config import RLConfig
 from lib.models.ema import Ema
-from lib.models.lora import is_peft, lora_is_fresh, plain_model_like, wrap_lora
+from lib.models.lora import is_peft, lora_is_fresh, wrap_lora
 from lib.models.models import is_4bit
+from lib.models.policy import plain_model_like
 from lib.models.sampling import position_ids_of, sample_batch
 from lib.rl.state import restore, state_of, trainable_named_parameters
 from lib.seeds import epoch_permutation, step_seed

@@ -18,7 +18,8 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
 from lib.config import RUN_THREADS, RLConfig
-from lib.models.lora import load_full_weights, merged_state_dict, policy_for, policy_from_state
+from lib.models.lora import merged_state_dict
+from lib.models.policy import load_full_weights, policy_for, policy_from_state
 from lib.models.sampling import sample_batch
 from lib.pipeline import Pipeline
 from lib.rl.rl import Hooks, RewardFn, kl_per_sequence, response_logprobs, train_policy
@@ -60,7 +61,7 @@ class RLRuns:
         if kind not in ("warm", "ens"):
             raise ValueError(f"unknown reward kind {kind!r}; valid: warm, ens")
         states = [self.rms.warm(members)] if kind == "warm" else [self.rms.state(c) for c in members]
-        models = [self.rms.model_of(s) for s in states]
+        models = [self.rms.scorer.model_of(s) for s in states]
         tok, max_length = self.pl.tokenizer, self.pl.profile.model.max_length
 
         def reward(prompts: list[str], texts: list[str]) -> np.ndarray:

@@ -2,14 +2,14 @@
 
 WARM (§4, §5) fine-tunes M reward models from one SFT featurizer and one linear-probed head, ranks
 them by OOD accuracy (φ1 the best), and compares their weight average (WARM) with the ensemble of
-their predictions (ENS). `RewardModels` builds that pool (clean or with corrupted labels, and
-independently seeded repeats of it), scores evaluation pairs and best-of-N pools with any weights
-(memoized on the exact weights), and gives per-pair correctness for the intervals of `lib.measure.stats`.
+their predictions (ENS). `RewardModels` holds that pool's cached stages (clean or with corrupted
+labels, and independently seeded repeats of it): the probed heads, each member's training and its
+scores, WARM of members, best-of-N pool scores. Rewards of any other weights come from its
+`scorer` (`lib.rm.scoring`), which reads the members' cached scores back.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,20 +21,14 @@ from transformers import AutoModelForSequenceClassification, LlamaForSequenceCla
 
 from lib.cache import Artifact, state_fingerprint
 from lib.config import PREPARE_THREADS, RUN_THREADS, ProbeConfig, RMConfig
-from lib.measure.evaluate import choice_correct, expected_correct
 from lib.merge import weight_average
 from lib.models.lora import merged_state_dict
 from lib.models.models import from_pretrained, lora_targets, tiny_llama
 from lib.pipeline import Pipeline
 from lib.rm.ladder import member_config, pool_steps
-from lib.rm.pairs import EvalSet, RMPairs
-from lib.rm.rm import (
-    fit_linear_probe,
-    reward_model_from,
-    score_texts,
-    sequence_scores,
-    train_reward_model,
-)
+from lib.rm.pairs import RMPairs
+from lib.rm.rm import fit_linear_probe, reward_model_from, sequence_scores, train_reward_model
+from lib.rm.scoring import Scorer, correct
 from lib.seeds import random_init_seed
 from lib.threads import torch_threads
 from lib.world import data as D
@@ -43,7 +37,6 @@ from lib.world import data as D
 # 6: each RM is the EMA of its weights (rm.ema_mu); 5: pairs grouped by prompt, warmup + cosine
 # schedule, a held-out curve.
 RM_VERSION = 6
-AGAINST = ("label", "expected", "bayes")  # what `RewardModels.correct` scores a ranking against
 
 
 def save_rm(model: PreTrainedModel, path: Path) -> None:
@@ -61,9 +54,10 @@ class RewardModels:
         self.cfg = pipeline.profile.rm
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
         self.pairs = RMPairs(pipeline)
-        self._scores: dict = {}
         self._members: dict[str, RMConfig] = {}  # fingerprint of a member's final weights -> its config
-        self._template: PreTrainedModel | None = None
+        self.scorer = Scorer(pipeline.model_path("sft"), pipeline.tokenizer, self.pairs,
+                             device=pipeline.profile.device, max_length=pipeline.profile.model.max_length,
+                             cached=self._cached_scores)
 
     # ---- the pools ------------------------------------------------------------------------------
     def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
@@ -83,7 +77,7 @@ class RewardModels:
         """Members of a pool ranked by their accuracy on `rm.rank_on` (ID validation by default;
         WARM ranks on OOD), best first: φ1, φ2, … (WARM §5)."""
         es = self.pairs.ranking_set(corruption, pool)
-        acc = [self.correct(self.scores(self.state(cfg), es), es).mean()
+        acc = [correct(self.scorer.scores(self.state(cfg), es), es).mean()
                for cfg in self.pool(corruption, pool)]
         return [int(i) for i in np.argsort(-np.asarray(acc), kind="stable")]
 
@@ -161,14 +155,14 @@ class RewardModels:
             with torch_threads(RUN_THREADS):  # results independent of where the run is built
                 history = train_reward_model(
                     model, self.pairs.pairset(self.pairs.train_split(cfg.corruption, cfg.train_block)), cfg,
-                    eval_fn=lambda m: self.correct(sequence_scores(m, curve)[curve.seq].T, curve.choice),
+                    eval_fn=lambda m: correct(sequence_scores(m, curve)[curve.seq].T, curve.choice),
                     eval_steps=self.curve_steps(cfg),
                     on_checkpoint=lambda s, m: save_rm(m, tmp / f"checkpoint-{s}"),
                     desc=f"RM seed {cfg.seed}{' corrupt' if cfg.corruption else ''}")
             save_rm(model, tmp / "final")
             # per-pair correctness on the curve pairs at every eval step, for paired intervals
-            correct = torch.from_numpy(np.stack(history.pop("eval_values")).astype(np.uint8))
-            save_file({"correct": correct}, str(tmp / "curve.safetensors"))
+            per_pair = torch.from_numpy(np.stack(history.pop("eval_values")).astype(np.uint8))
+            save_file({"correct": per_pair}, str(tmp / "curve.safetensors"))
             return {"history": history}
 
         return self.pl.cache.stage("rm", self.rm_key(cfg), build)
@@ -200,12 +194,18 @@ class RewardModels:
 
         def build(tmp: Path) -> dict:
             with torch_threads(RUN_THREADS):
-                scores = sequence_scores(self.model_of(self.state(cfg), copy_=False), self.pairs.pairset(split))
+                scores = sequence_scores(self.scorer.model_of(self.state(cfg), copy_=False), self.pairs.pairset(split))
             save_file({"scores": torch.from_numpy(scores)}, str(tmp / "scores.safetensors"))
             return {}
 
         art = self.pl.cache.stage("rm-scores", key, build)
         return load_file(str(art.path / "scores.safetensors"))["scores"].numpy()
+
+    def _cached_scores(self, fingerprint: str, split: str) -> np.ndarray | None:
+        """A pool member's `member_scores` on `split` when `fingerprint` is of its final weights
+        (read back by `state`), for the scorer."""
+        member = self._members.get(fingerprint)
+        return None if member is None else self.member_scores(member, split)
 
     def build(self, cfg: RMConfig) -> None:
         """Train the RM of `cfg` and score it on `scored_splits`: one job of the RM wave."""
@@ -220,8 +220,8 @@ class RewardModels:
         """The held-out curve of the RM of `cfg`: its eval steps, and per-pair correctness on the
         `curve` pairs at each of them, (steps, pairs) (step 0: the probed head)."""
         art = self.artifact(cfg)
-        correct = load_file(str(art.path / "curve.safetensors"))["correct"].numpy().astype(float)
-        return np.asarray(art.meta["history"]["eval_step"]), correct
+        hits = load_file(str(art.path / "curve.safetensors"))["correct"].numpy().astype(float)
+        return np.asarray(art.meta["history"]["eval_step"]), hits
 
     def probe_state(self, corruption: float = 0.0, pool: int = 0) -> dict[str, torch.Tensor]:
         """Full weights of the final SFT featurizer with the shared probed head: every RM of the
@@ -238,75 +238,6 @@ class RewardModels:
         states = [self.state(cfg) for cfg in members]
         return states[0] if len(states) == 1 else weight_average(states)
 
-    # ---- scoring --------------------------------------------------------------------------------
-    def model_of(self, state: dict[str, torch.Tensor], copy_: bool = True) -> PreTrainedModel:
-        """An RM carrying the (e.g. weight-averaged) full state dict `state`. With `copy_=False`
-        the one shared template is reloaded in place (fast, for scoring one model at a time)."""
-        if self._template is None:
-            self._template = reward_model_from(self.pl.model_path("sft"), None).to(
-                self.pl.profile.device).eval()
-        missing, unexpected = self._template.load_state_dict(state, strict=False)
-        if unexpected or [k for k in missing if "lm_head" not in k]:
-            raise ValueError(f"state dict does not fit the RM: missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}")
-        return copy.deepcopy(self._template) if copy_ else self._template
-
-    def score_texts(self, state: dict[str, torch.Tensor], prompts: Sequence[str],
-                    summaries: Sequence[str]) -> np.ndarray:
-        """Reward of each (prompt, summary) under the RM with weights `state`."""
-        return score_texts(self.model_of(state, copy_=False), self.pl.tokenizer, prompts, summaries,
-                           self.pl.profile.model.max_length)
-
-    def scores(self, state: dict[str, torch.Tensor], eval_set: EvalSet) -> np.ndarray:
-        """Rewards (2, n) of the RM with weights `state` on the pairs of `eval_set`. Each scored
-        pair set is scored once per model, memoized on the exact weights: subsets of one pair set
-        and a model reached twice (a shared endpoint, one average built in two places) are free; a
-        pool member's final weights read back its cached `member_scores`."""
-        fingerprint = state_fingerprint(state)
-        key = (fingerprint, eval_set.pairset)
-        if key not in self._scores:
-            member = self._members.get(fingerprint)
-            self._scores[key] = self.member_scores(member, eval_set.pairset) if member is not None else \
-                sequence_scores(self.model_of(state, copy_=False), self.pairs.pairset(eval_set.pairset))
-        pairs = self.pairs.pairset(eval_set.pairset)
-        return self._scores[key][pairs.seq[eval_set.rows]].T.copy()
-
-    @staticmethod
-    def correct(scores: np.ndarray, labels: EvalSet | np.ndarray, against: str = "label") -> np.ndarray:
-        """Per pair: 1 if rewards (2, n) rank the labelled summary first (ties count, as WARM).
-        `against` an EvalSet with annotator probabilities may instead be "expected" (the
-        probability that a fresh label agrees: `lib.measure.evaluate.expected_correct`) or "bayes" (the
-        annotators' most likely choice, the errors no model could avoid removed)."""
-        if against not in AGAINST:
-            raise ValueError(f"unknown accuracy target {against!r}; valid: {', '.join(AGAINST)}")
-        if against == "label":
-            labels = labels.labels if isinstance(labels, EvalSet) else labels
-            return choice_correct(scores[0], scores[1], labels)
-        p = labels.p_label if isinstance(labels, EvalSet) else None
-        if p is None:
-            raise ValueError(f"accuracy against {against!r} needs the annotators' probabilities: an EvalSet of "
-                             "the synthetic world's held-out pairs")
-        if against == "expected":
-            return expected_correct(scores[0], scores[1], p[labels.rows])
-        return choice_correct(scores[0], scores[1], (p[labels.rows] > 0.5).astype(int))
-
-    def interpolation(self, theta_1: dict[str, torch.Tensor], theta_2: dict[str, torch.Tensor],
-                      eval_set: EvalSet, lambdas: Sequence[float], against: str = "label") -> dict[str, np.ndarray]:
-        """Per-pair correctness along λ (WARM Fig. 3, 4), each shaped (len(lambdas), pairs): of WA
-        (weights (1−λ)θ1 + λθ2), of ENS (rewards (1−λ)r1 + λr2), and the diagonal (1−λ)c1 + λc2
-        (its mean is the diagonal accuracy), `against` the labels or as `correct` says. Endpoints
-        are scored once."""
-        s1, s2 = self.scores(theta_1, eval_set), self.scores(theta_2, eval_set)
-        c1, c2 = self.correct(s1, eval_set, against), self.correct(s2, eval_set, against)
-        out: dict[str, list] = {"WA": [], "ENS": [], "diag": []}
-        for lam in lambdas:
-            wa = s1 if lam == 0.0 else s2 if lam == 1.0 else \
-                self.scores(weight_average([theta_1, theta_2], [1 - lam, lam]), eval_set)
-            out["WA"].append(self.correct(wa, eval_set, against))
-            out["ENS"].append(self.correct((1 - lam) * s1 + lam * s2, eval_set, against))
-            out["diag"].append((1 - lam) * c1 + lam * c2)
-        return {"lambda": np.asarray(lambdas, float), **{k: np.asarray(v, float) for k, v in out.items()}}
-
     def pool_scores(self, members: Sequence[RMConfig], pool: dict) -> np.ndarray:
         """Rewards (prompts, K) of the sample pool `pool` (from `Pipeline.sample_pool`) under WARM
         of `members` (one member: that RM); cached per (pool, members)."""
@@ -318,7 +249,7 @@ class RewardModels:
             flat_prompts = [p for p in prompts for _ in range(k)]
             flat = [s for row in pool["samples"] for s in row]
             with torch_threads(RUN_THREADS):  # the same scores from a notebook run anywhere
-                scores = self.score_texts(self.warm(members), flat_prompts, flat)
+                scores = self.scorer.score_texts(self.warm(members), flat_prompts, flat)
             save_file({"scores": torch.from_numpy(scores.reshape(len(prompts), k))},
                       str(tmp / "scores.safetensors"))
             return {}
