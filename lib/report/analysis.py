@@ -6,6 +6,8 @@
 - Alignment of a reward with gold on the policy's own samples: within-prompt correlations with
   the gold reward, the length and the hallucination term (`alignment`).
 - What a reward weighs on comparison pairs, in the gold reward's own terms (`term_weights`).
+- RL curves: per-prompt eval values (`per_prompt`), reward hacking (`hacking`), the eval step at
+  a policy's own KL (`nearest_kl_step`) and the gap between two curves at equal KL.
 """
 
 from __future__ import annotations
@@ -174,6 +176,41 @@ def gap_at_equal_kl(n_front: int):
             out.append(np.nanmean(gap) if np.isfinite(gap).any() else np.nan)
         return np.asarray(out).reshape(m.shape[:-1])
     return reduce
+
+
+# ---- RL curves ------------------------------------------------------------------------------------
+
+def per_prompt(history: dict, n_prompts: int, key: str = "eval_gold_all") -> np.ndarray:
+    """An RL run's eval values (`key` of its history) averaged over each prompt's samples:
+    (prompts, eval steps)."""
+    return np.stack([np.asarray(v, float).reshape(n_prompts, -1).mean(1) for v in history[key]], axis=1)
+
+
+def hacking(gold: np.ndarray, proxy: Sequence[float]) -> dict:
+    """Reward hacking along one RL run (WARM Fig. 1b), from per-prompt gold (prompts, eval steps),
+    or (seeds, prompts, eval steps) for runs of several pools on shared prompts, and the proxy's
+    mean at each eval step: `peak`, the eval step (index, after step 0) where the mean gold peaks;
+    `drop`, final gold − gold at each eval step after step 0, per prompt, whose smallest column
+    mean is final − peak (`lib.measure.stats.extreme_bootstrap(drop, "min")` gives it an interval
+    that accounts for choosing the peak); `proxy_rise`, the proxy's mean at the end minus at the
+    peak. A run is hacked when that interval lies below 0 while the proxy rose."""
+    gold, proxy = np.asarray(gold, float), np.asarray(proxy, float)
+    if gold.ndim not in (2, 3) or gold.shape[-1] < 3:
+        raise ValueError(f"hacking needs gold per prompt at step 0 and at least two later eval steps, got {gold.shape}")
+    if proxy.shape != gold.shape[-1:]:
+        raise ValueError(f"one proxy value per eval step: {len(proxy)} for {gold.shape[-1]} steps")
+    curve = gold.reshape(-1, gold.shape[-1]).mean(0)
+    peak = 1 + int(np.argmax(curve[1:]))
+    return {"peak": peak, "drop": gold[..., -1:] - gold[..., 1:], "proxy_rise": float(proxy[-1] - proxy[peak])}
+
+
+def nearest_kl_step(kl: Sequence[float], target: float) -> int:
+    """The index of the eval step whose KL to SFT is nearest `target`: where a trajectory is met
+    at a policy's own KL (WARP compares policies at matched KL, its Fig. 1b, 4)."""
+    kl = np.asarray(kl, float)
+    if kl.ndim != 1 or not len(kl) or not np.isfinite(kl).all() or not np.isfinite(target):
+        raise ValueError("nearest_kl_step needs a finite KL per eval step and a finite target")
+    return int(np.argmin(np.abs(kl - target)))
 
 
 def error_overlap(correct: np.ndarray) -> dict[str, float]:
