@@ -26,7 +26,6 @@ from multiprocessing import get_context
 
 from benchmarks.substrate_probe import _build_one, _commit
 from lib.config import ROOT
-from lib.measure.stats import extreme_bootstrap
 from lib.pipeline import Pipeline
 from lib.plans import Run
 from lib.profiles import get_profile, parse_set
@@ -39,8 +38,14 @@ ROWS = ROOT / "docs" / "rl-regime-rows.jsonl"
 
 
 def parse_run(spec: str) -> dict:
-    """`steps=150,lr=2e-4` → {"steps": 150, "lr": 0.0002}: fields of `RLConfig`, values as `--set` reads them."""
+    """`steps=150,lr=2e-4` → {"rl.run.steps": 150, "rl.run.lr": 0.0002}: overrides of the profile's
+    `rl.run`, values as `--set` reads them."""
     return parse_set([f"rl.run.{kv}" for kv in spec.split(",") if kv])
+
+
+def fields(spec: dict) -> dict:
+    """The `RLConfig` fields a `parse_run` spec replaces: {"steps": 150, "lr": 0.0002}."""
+    return {k.removeprefix("rl.run."): v for k, v in spec.items()}
 
 
 def probe(profile: str, overrides: dict, runs: list[dict], jobs: int = 2) -> list[dict]:
@@ -54,23 +59,21 @@ def probe(profile: str, overrides: dict, runs: list[dict], jobs: int = 2) -> lis
     rl = RLRuns(pl, rms)
     out = []
     for spec in runs:
-        cfg = dataclasses.replace(pl.profile.rl.run, **{k.removeprefix("rl.run."): v for k, v in spec.items()})
+        cfg = dataclasses.replace(pl.profile.rl.run, **fields(spec))
         started = time.perf_counter()
-        h = rl.history(rl.run(Run((phi1,), cfg), desc=f"φ1 {spec}"))
+        h = rl.history(rl.run(Run((phi1,), cfg), desc=f"φ1 {fields(spec)}"))
         seconds = time.perf_counter() - started
         gold = per_prompt(h, len(rl.eval_prompts))
         found = hacking(gold, h["eval_proxy"])
-        drop = extreme_bootstrap(found["drop"], "min")
-        out.append({"profile": profile, "overrides": overrides,
-                    "run": {k.removeprefix("rl.run."): v for k, v in spec.items()},
+        fall = found["fall"]
+        out.append({"profile": profile, "overrides": overrides, "run": fields(spec),
                     "phi1 seed": phi1.seed, "eval_step": list(map(int, h["eval_step"])),
                     "gold": [round(float(g), 3) for g in h["eval_gold"]],
                     "proxy": [round(float(p), 3) for p in h["eval_proxy"]],
                     "kl": [round(float(k), 3) for k in h["eval_kl_init"]],
                     "peak step": int(h["eval_step"][found["peak"]]),
-                    "final − peak gold": [round(drop.value, 3), round(drop.ci[0], 3), round(drop.ci[1], 3)],
-                    "proxy rise after peak": round(found["proxy_rise"], 3),
-                    "hacked": bool(drop.ci[1] < 0 and found["proxy_rise"] > 0),
+                    "final − peak gold": [round(fall.value, 3), round(fall.ci[0], 3), round(fall.ci[1], 3)],
+                    "proxy rise after peak": round(found["proxy_rise"], 3), "hacked": found["hacked"],
                     "seconds": round(seconds, 1)})
         print(json.dumps(out[-1], ensure_ascii=False), flush=True)
     return out

@@ -42,7 +42,7 @@ import pandas as pd
 from lib import plans
 from lib.measure.evaluate import win_rates_by_prompt
 from lib.measure.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed_line
-from lib.report.analysis import column_intervals
+from lib.report.analysis import column_intervals, per_prompt
 from lib.report.notebook import Chapter, printable
 from lib.report.plots import line_with_band
 from lib.rl.runs import RLRuns
@@ -52,6 +52,7 @@ ch = Chapter("04", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
 runs = RLRuns(pl, rms)
+n_eval = len(runs.eval_prompts)  # prompts of every eval step; per_prompt averages each one's samples
 base, M = P.rl.run, P.rm.m
 W6 = f"WARM M={M}"
 print(base)
@@ -80,10 +81,6 @@ STRATEGIES = list(clean)
 COLORS = dict(zip(STRATEGIES, ["C0", "C1", "C2", "C3", "C4"]))
 steps = np.asarray(clean["φ1"]["eval_step"])
 
-def per_prompt(h, key="eval_gold_all"):
-    """A run's eval values averaged over each prompt's samples: (prompts, eval steps)."""
-    return np.stack([np.asarray(v).reshape(len(runs.eval_prompts), -1).mean(1) for v in h[key]], axis=1)
-
 pd.concat({name: pd.DataFrame({"step": h["eval_step"], "proxy": h["eval_proxy"], "gold": h["eval_gold"],
                                "KL to SFT": h["eval_kl_init"], "length": h["eval_length"]}).set_index("step")
            for name, h in clean.items()}, axis=1).round(2)
@@ -95,7 +92,7 @@ pd.concat({name: pd.DataFrame({"step": h["eval_step"], "proxy": h["eval_proxy"],
 # M=6: across the seeded pools and prompts; the others: over prompts).
 
 # %%
-gold = {name: (np.stack([per_prompt(h) for h in seeded[name]]) if name in seeded else per_prompt(h))
+gold = {name: (np.stack([per_prompt(h, n_eval) for h in seeded[name]]) if name in seeded else per_prompt(h, n_eval))
         for name, h in clean.items()}
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, g in gold.items():
@@ -132,7 +129,7 @@ shown = {f"φ1, β={base.beta:g}": clean["φ1"], long_name: long["φ1"]}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, (name, h) in zip(axes, shown.items()):
     ax.plot(h["eval_step"], h["eval_proxy"], "o-", ms=3, color="C1", label="proxy reward (the RM trained on)")
-    line_with_band(ax, h["eval_step"], *column_intervals(per_prompt(h)), label="gold reward", color="C0", style="s-")
+    line_with_band(ax, h["eval_step"], *column_intervals(per_prompt(h, n_eval)), label="gold reward", color="C0", style="s-")
     ax.set(xlabel="RL step", ylabel="reward", title=f"RL against {name}")
     twin = ax.twinx()
     twin.plot(h["eval_step"], h["eval_length"], ":", color="grey")
@@ -143,7 +140,7 @@ ch.save(fig, "04_proxy_vs_gold")
 
 # %%
 h = long["φ1"]
-g = per_prompt(h)
+g = per_prompt(h, n_eval)
 peak = 1 + int(np.argmax(g[:, 1:].mean(0)))
 ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
          claim="RL against a single RM (φ1) hacks it: the proxy reward keeps rising while the gold "
@@ -160,7 +157,7 @@ ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_go
 long_steps = np.asarray(long["φ1"]["eval_step"])
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, h in long.items():
-    line_with_band(ax, long_steps, *column_intervals(per_prompt(h)), label=f"{name}, gold", color=COLORS[name],
+    line_with_band(ax, long_steps, *column_intervals(per_prompt(h, n_eval)), label=f"{name}, gold", color=COLORS[name],
                    alpha=0.12)
     ax.plot(long_steps, h["eval_proxy"], ":", color=COLORS[name], label=f"{name}, proxy (its own reward)")
 ax.set(xlabel="RL step", ylabel="reward (eval samples)",
@@ -173,7 +170,7 @@ def pair(a, b):
     """The final gold of two runs as two columns: (..., prompts, 2)."""
     return np.stack([a[..., -1], b[..., -1]], -1)
 
-g_long = {name: per_prompt(h) for name, h in long.items()}
+g_long = {name: per_prompt(h, n_eval) for name, h in long.items()}
 ch.claim(id="rl-warm-delays-hacking-long", paper="WARM", figure="Fig. 1b (04_long_runs)",
          claim=f"in runs long enough for φ1 to be hacked, WARM M={M} ends with a higher gold reward than φ1",
          metric=f"final gold (step {long_steps[-1]}), WARM M={M} − φ1, long runs (pool 0)",
@@ -223,7 +220,7 @@ panels = [(axes[0], {name: (h, COLORS[name], "o-") for name, h in clean.items()}
                      for s in [dict(zip(P.rl.betas, ["o-", "s--", "^:", "d-."]))[b]]})]
 for ax, lines in panels:
     for label, (h, color, style) in lines.items():
-        mean, low, high = column_intervals(per_prompt(h))
+        mean, low, high = column_intervals(per_prompt(h, n_eval))
         ax.errorbar(h["eval_kl_init"], mean, yerr=[mean - low, high - mean], fmt=style, ms=3, color=color,
                     label=label, capsize=2, lw=1)
 beta_c = plan["corrupt"]["φ1"].cfg.beta
@@ -234,7 +231,7 @@ for ax, title in zip(axes, ["(a) clean labels", f"(b) {P.rm.corruption:.0%} corr
 ch.save(fig, "04_gold_vs_kl")
 
 # %%
-gold_corrupt = {name: np.stack([per_prompt(h) for h in runs_]) for name, runs_ in seeded_corrupt.items()}
+gold_corrupt = {name: np.stack([per_prompt(h, n_eval) for h in runs_]) for name, runs_ in seeded_corrupt.items()}
 ch.claim(id="rl-warm-delays-hacking-corrupt", paper="WARM", figure="Fig. 8b (04_gold_vs_kl)",
          claim=f"with {P.rm.corruption:.0%} corrupt labels, WARM M={M} ends with a higher gold reward than φ1",
          metric=f"final gold, WARM M={M} − φ1, corrupt labels (every corrupt pool)",
@@ -274,7 +271,7 @@ def vs(h, ref, j):
     """Per prompt, the win rate of `h` at every eval step against `ref` at step index j."""
     return np.stack([win_rates_by_prompt(golds(h, i), golds(ref, j)) for i in range(len(steps))], axis=1)
 
-best = {name: [int(np.argmax(per_prompt(h).mean(0))) for h in hs] for name, hs in seeded.items()}
+best = {name: [int(np.argmax(per_prompt(h, n_eval).mean(0))) for h in hs] for name, hs in seeded.items()}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for name, h in clean.items():
     line_with_band(axes[0], steps, *column_intervals(vs(h, h, 0)), label=name, color=COLORS[name], alpha=0.12)

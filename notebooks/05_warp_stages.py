@@ -58,7 +58,7 @@ from lib import plans
 from lib.measure.evaluate import win_rates_by_prompt
 from lib.measure.stats import bootstrap
 from lib.merge import global_norm, liti, slerp_many, task_vector, weight_average
-from lib.report.analysis import column_intervals, equal_kl_columns, gap_at_equal_kl
+from lib.report.analysis import column_intervals, equal_kl_columns, gap_at_equal_kl, per_prompt
 from lib.report.notebook import Chapter
 from lib.report.plots import line_with_band
 from lib.rl.runs import RLRuns
@@ -69,6 +69,7 @@ ch = Chapter("05", profile, overrides)
 pl, P = ch.pl, ch.P
 rms = RewardModels(pl)
 runs = RLRuns(pl, rms)
+n_eval = len(runs.eval_prompts)  # prompts of every eval step; per_prompt averages each one's samples
 W = P.warp
 proxy_rm = plans.warp_proxy(rms)
 evaluate = lambda state: runs.evaluate(state, proxy_rm, cfg=W.run)  # noqa: E731
@@ -84,13 +85,9 @@ print(W)
 # %%
 stage1 = {name: runs.history(runs.run(run, desc=name)) for name, run in plans.warp_anchors(rms).items()}
 
-def per_prompt(h, key="eval_gold_all"):
-    """A run's eval values averaged over each prompt's samples: (prompts, eval steps)."""
-    return np.stack([np.asarray(v).reshape(len(runs.eval_prompts), -1).mean(1) for v in h[key]], axis=1)
-
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for k, (name, h) in enumerate(stage1.items()):
-    mean, low, high = column_intervals(per_prompt(h))
+    mean, low, high = column_intervals(per_prompt(h, n_eval))
     axes[0].errorbar(h["eval_kl_init"], mean, yerr=[mean - low, high - mean], fmt="o-", ms=3, capsize=2,
                      lw=1, color=f"C{k}", label=name)
     axes[1].plot(h["eval_kl_init"], h["eval_proxy"], "o-", ms=3, color=f"C{k}", label=name)
@@ -103,7 +100,7 @@ pd.DataFrame({name: {"KL to SFT": h["eval_kl_init"][-1], "gold": h["eval_gold"][
 
 # %%
 ema, sft_anchor = stage1[f"EMA anchor, β={W.run.beta:g}"], stage1[f"SFT anchor, β={W.run.beta:g}"]
-kl = np.stack([per_prompt(ema, "eval_kl_all")[:, -1], per_prompt(sft_anchor, "eval_kl_all")[:, -1]], 1)
+kl = np.stack([per_prompt(ema, n_eval, "eval_kl_all")[:, -1], per_prompt(sft_anchor, n_eval, "eval_kl_all")[:, -1]], 1)
 ch.claim(id="warp-ema-anchor", paper="WARP", figure="Fig. 3a, b (05_stage1_ema_anchor)",
          claim="at equal β, the EMA anchor lets the policy explore further from SFT than the SFT anchor",
          metric=f"final KL to SFT, EMA − SFT anchor at β={W.run.beta:g} (final gold: EMA "
@@ -173,7 +170,7 @@ def front(theta_init, theta_merged):
 
 fronts = {"iteration 1": front(it1["start"], it1["merged"]), "iteration 2": front(it2["start"], it2["merged"])}
 plain = stage1[f"EMA anchor, β={W.run.beta:g}"]
-rl = np.stack([per_prompt(plain), per_prompt(plain, "eval_kl_all")], -1)  # (prompts, steps, 2)
+rl = np.stack([per_prompt(plain, n_eval), per_prompt(plain, n_eval, "eval_kl_all")], -1)  # (prompts, steps, 2)
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5))

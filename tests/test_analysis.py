@@ -24,23 +24,30 @@ def test_a_run_that_peaks_then_falls_is_detected_as_hacked():
     gold = curve([0.0, 1.0, 2.0, 3.0, 2.0, 1.5])  # peaks at the fourth eval step, ends 1.5 below it
     found = hacking(gold, proxy=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     assert found["peak"] == 3 and found["proxy_rise"] == pytest.approx(2.0)
-    drop = extreme_bootstrap(found["drop"], "min")
-    assert drop.value == pytest.approx(gold[:, -1].mean() - gold[:, 3].mean())
-    assert drop.ci[1] < 0  # the interval excludes "no fall"
+    assert found["fall"] == extreme_bootstrap(found["drop"], "min")
+    assert found["fall"].value == pytest.approx(gold[:, -1].mean() - gold[:, 3].mean())
+    assert found["fall"].ci[1] < 0 and found["hacked"]  # the interval excludes "no fall"
+
+
+def test_a_fall_while_the_proxy_falls_too_is_not_hacking():
+    found = hacking(curve([0.0, 1.0, 2.0, 3.0, 2.0, 1.5]), proxy=[0.0, 1.0, 2.0, 3.0, 2.5, 2.0])
+    assert found["fall"].ci[1] < 0 and found["proxy_rise"] < 0 and not found["hacked"]
 
 
 def test_a_run_still_rising_is_not_hacked():
     gold = curve([0.0, 1.0, 2.0, 3.0, 3.5, 4.0])
     found = hacking(gold, proxy=np.arange(6.0))
     assert found["peak"] == 5  # the final step: final − peak is 0 for every prompt
-    assert extreme_bootstrap(found["drop"], "min").ci[1] >= 0
+    assert found["fall"].ci[1] >= 0 and not found["hacked"]
 
 
 def test_runs_of_several_pools_peak_where_their_mean_does():
     pools = np.stack([curve([0, 1, 3, 2, 1], seed=s) for s in range(3)])  # (seeds, prompts, steps)
-    found = hacking(pools, proxy=np.arange(5.0))
+    found = hacking(pools, proxy=np.arange(5.0), seeded=True)
     assert found["peak"] == 2 and found["drop"].shape == (3, 200, 4)
-    assert extreme_bootstrap(found["drop"], "min", seeded=True).ci[1] < 0
+    assert found["fall"] == extreme_bootstrap(found["drop"], "min", seeded=True) and found["hacked"]
+    with pytest.raises(ValueError, match="per seed, prompt"):
+        hacking(pools[0], proxy=np.arange(5.0), seeded=True)
 
 
 def test_hacking_rejects_a_curve_too_short_or_a_proxy_of_another_length():

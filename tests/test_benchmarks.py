@@ -1,11 +1,12 @@
-"""The QLoRA path check that a GPU machine runs (`benchmarks/cuda_check.py`), here on CPU, and the
-RM-substrate probe behind the tables of docs/reward-models.md (`benchmarks/substrate_probe.py`)."""
+"""The QLoRA path check that a GPU machine runs (`benchmarks/cuda_check.py`), here on CPU, the
+RM-substrate probe behind the tables of docs/reward-models.md (`benchmarks/substrate_probe.py`) and
+the RL-regime probe behind docs/rl-regime.md (`benchmarks/hacking_probe.py`)."""
 
 import json
 
 import pytest
 
-from benchmarks import cuda_check, substrate_probe
+from benchmarks import cuda_check, hacking_probe, substrate_probe
 
 TINY = ["--profile", "smoke", "--set", "pretrain.steps=3", "--set", "sft.steps=4",
         "--set", "sft.checkpoint_steps=[3]"]
@@ -59,5 +60,28 @@ def test_the_substrate_probe_refuses_a_member_the_pool_does_not_have(tmp_env):
 def test_bad_premise_probe_input_is_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as err:
         substrate_probe.main(["--premises", *argv])
+    err_text = capsys.readouterr().err
+    assert err.value.code == 2 and message in err_text and len(err_text.strip().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_hacking_probe_reports_phi1s_curve_and_the_detectors_verdict(tmp_env):
+    rows = hacking_probe.main([*TINY, "--jobs", "1", "--run", "steps=4", "--run", "steps=4,beta=0.5"])
+    assert [r["run"] for r in rows] == [{"steps": 4}, {"steps": 4, "beta": 0.5}]
+    for row in rows:
+        assert row["eval_step"] == [0, 2, 4] and len(row["gold"]) == len(row["proxy"]) == len(row["kl"]) == 3
+        assert row["peak step"] in (2, 4) and isinstance(row["hacked"], bool)
+        fall, low, high = row["final − peak gold"]
+        assert low <= fall <= high and fall <= 0  # final − peak, never above 0
+        assert row["hacked"] == (high < 0 and row["proxy rise after peak"] > 0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--run", "nosuch=1"], "nosuch"),
+    (["--jobs", "0"], "--jobs must be ≥ 1"),
+])
+def test_bad_hacking_probe_input_is_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        hacking_probe.main(argv)
     err_text = capsys.readouterr().err
     assert err.value.code == 2 and message in err_text and len(err_text.strip().splitlines()) == 1

@@ -294,6 +294,7 @@ def test_curve_is_dense_during_the_warmup(tmp_path):
     assert rms.curve_steps(cfg) == [25, 50, 75, 100, 150, 200, 250]
     assert rms.curve_steps(replace(cfg, steps=248)) == [25, 50, 100, 150, 200]  # warmup 74 (+ step 248, the end)
     assert (get_profile("default").rm.eval_every, get_profile("default").rm.eval_every_warmup) == (50, 25)
+    assert not any(tmp_path.iterdir())  # a pool's configs and steps build no stage (no world, no SFT)
 
 
 def test_seeded_pools_differ_by_seed_alone(rms):
@@ -339,7 +340,7 @@ def test_a_member_is_scored_once_and_read_back_from_the_cache(rms, monkeypatch):
     ranked = len(calls)
     assert RewardModels(rms.pl).ranking(0.0) == rms.ranking(0.0) and len(calls) == ranked  # read back
     checkpoint = again.state(cfg, checkpoint=cfg.checkpoint_steps[0])  # not a member's final weights
-    again.scores(checkpoint, ood)
+    again.scorer.scores(checkpoint, ood)
     assert len(calls) == ranked + 1
 
 

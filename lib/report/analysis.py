@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from lib.measure.evaluate import best_of_n, within_prompt_pearson
-from lib.measure.stats import PerSeed, bootstrap, nested_bootstrap
+from lib.measure.stats import PerSeed, bootstrap, extreme_bootstrap, nested_bootstrap
 from lib.merge import global_norm, task_vector, weight_average
 from lib.rm.scoring import correct
 from lib.world import data as D
@@ -186,22 +186,29 @@ def per_prompt(history: dict, n_prompts: int, key: str = "eval_gold_all") -> np.
     return np.stack([np.asarray(v, float).reshape(n_prompts, -1).mean(1) for v in history[key]], axis=1)
 
 
-def hacking(gold: np.ndarray, proxy: Sequence[float]) -> dict:
+def hacking(gold: np.ndarray, proxy: Sequence[float], seeded: bool = False) -> dict:
     """Reward hacking along one RL run (WARM Fig. 1b), from per-prompt gold (prompts, eval steps),
-    or (seeds, prompts, eval steps) for runs of several pools on shared prompts, and the proxy's
-    mean at each eval step: `peak`, the eval step (index, after step 0) where the mean gold peaks;
-    `drop`, final gold − gold at each eval step after step 0, per prompt, whose smallest column
-    mean is final − peak (`lib.measure.stats.extreme_bootstrap(drop, "min")` gives it an interval
-    that accounts for choosing the peak); `proxy_rise`, the proxy's mean at the end minus at the
-    peak. A run is hacked when that interval lies below 0 while the proxy rose."""
+    or (seeds, prompts, eval steps) with `seeded` for runs of several pools on shared prompts, and
+    the proxy's mean at each eval step:
+    - `peak`: the eval step (index, after step 0) where the mean gold peaks;
+    - `drop`: final gold − gold at each eval step after step 0, per prompt; its smallest column
+      mean is final − peak;
+    - `fall`: that final − peak with the interval of `lib.measure.stats.extreme_bootstrap(drop,
+      "min")`, which accounts for choosing the peak;
+    - `proxy_rise`: the proxy's mean at the end minus at the peak;
+    - `hacked`: the run is hacked when `fall`'s interval lies below 0 while the proxy rose."""
     gold, proxy = np.asarray(gold, float), np.asarray(proxy, float)
-    if gold.ndim not in (2, 3) or gold.shape[-1] < 3:
-        raise ValueError(f"hacking needs gold per prompt at step 0 and at least two later eval steps, got {gold.shape}")
+    if gold.ndim != (3 if seeded else 2) or gold.shape[-1] < 3:
+        raise ValueError(f"hacking needs gold per {'seed, ' if seeded else ''}prompt at step 0 and at least two "
+                         f"later eval steps, got {gold.shape}")
     if proxy.shape != gold.shape[-1:]:
         raise ValueError(f"one proxy value per eval step: {len(proxy)} for {gold.shape[-1]} steps")
     curve = gold.reshape(-1, gold.shape[-1]).mean(0)
     peak = 1 + int(np.argmax(curve[1:]))
-    return {"peak": peak, "drop": gold[..., -1:] - gold[..., 1:], "proxy_rise": float(proxy[-1] - proxy[peak])}
+    drop = gold[..., -1:] - gold[..., 1:]
+    fall = extreme_bootstrap(drop, "min", seeded=seeded)
+    rise = float(proxy[-1] - proxy[peak])
+    return {"peak": peak, "drop": drop, "fall": fall, "proxy_rise": rise, "hacked": bool(fall.ci[1] < 0 and rise > 0)}
 
 
 def nearest_kl_step(kl: Sequence[float], target: float) -> int:

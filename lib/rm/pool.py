@@ -11,6 +11,7 @@ scores, WARM of members, best-of-N pool scores. Rewards of any other weights com
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,13 @@ class RewardModels:
         self.probe_cfg = probe or ProbeConfig(n_pairs=self.cfg.probe_pairs)
         self.pairs = RMPairs(pipeline)
         self._members: dict[str, RMConfig] = {}  # fingerprint of a member's final weights -> its config
-        self.scorer = Scorer(pipeline.model_path("sft"), pipeline.tokenizer, self.pairs,
-                             device=pipeline.profile.device, max_length=pipeline.profile.model.max_length,
-                             cached=self._cached_scores)
+
+    @cached_property
+    def scorer(self) -> Scorer:
+        """Scores weights on pairs and texts; built on first use, since it needs the SFT model
+        (building a pool's configs and keys needs neither)."""
+        return Scorer(self.pl.model_path("sft"), self.pl.tokenizer, self.pairs, device=self.pl.profile.device,
+                      max_length=self.pl.profile.model.max_length, cached=self._cached_scores)
 
     # ---- the pools ------------------------------------------------------------------------------
     def steps(self, corruption: float = 0.0, pool: int = 0) -> int:
