@@ -42,7 +42,7 @@ import pandas as pd
 from lib import plans
 from lib.measure.evaluate import win_rates_by_prompt
 from lib.measure.stats import bootstrap, extreme_bootstrap, nested_bootstrap, prompts_needed_line
-from lib.report.analysis import column_intervals, per_prompt
+from lib.report.analysis import column_intervals, hacking, per_prompt
 from lib.report.notebook import Chapter, printable
 from lib.report.plots import line_with_band
 from lib.rl.runs import RLRuns
@@ -115,11 +115,11 @@ ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_step
 # %% [markdown]
 # ## Proxy vs gold: is the single RM hacked?
 #
-# The proxy reward of the policy against its gold reward (left: φ1 at the default β; right: φ1 in
-# the long run, with no KL term), with the mean length. RMs that check facts against the post are
-# hard to hack: on `default` no 50-step run at the default settings turns over, at any β of the
-# sweep, and φ1 at β = 0.01 still gained gold after 100 steps in a development probe (docs/reward-models.md). The
-# long run goes further, at 2e-4 with β = 0 (`rl.long`).
+# WARM's RL claims are about the regime where RL against one RM hacks it (Fig. 1b): the proxy
+# keeps rising while the gold reward peaks, then falls. The default RL settings were chosen on
+# φ1's curve alone so that its run reaches that regime (docs/rl-regime.md). The proxy and the gold
+# reward of φ1 at the default β (left, pool 0) and in the long run without a KL term (right,
+# `rl.long`), with the mean length.
 
 # %%
 long_cfg = plan["long"]["φ1"].cfg
@@ -138,16 +138,34 @@ for ax, (name, h) in zip(axes, shown.items()):
 axes[0].legend(loc="upper left", fontsize=8)
 ch.save(fig, "04_proxy_vs_gold")
 
+# %% [markdown]
+# The hacking detector (`lib.report.analysis.hacking`) finds the eval step where the mean gold
+# peaks and measures final − peak gold per prompt, with an interval that accounts for choosing the
+# peak, and the proxy's rise after the peak. A run is hacked when that interval lies below 0 while
+# the proxy rose. At the default β it reads φ1 of every seeded pool; the long run is pool 0's.
+
 # %%
-h = long["φ1"]
-g = per_prompt(h, n_eval)
-peak = 1 + int(np.argmax(g[:, 1:].mean(0)))
+found = {f"β={base.beta:g}, every pool": hacking(gold["φ1"], np.mean([h["eval_proxy"] for h in seeded["φ1"]], 0),
+                                                 seeded=True),
+         long_name: hacking(per_prompt(long["φ1"], n_eval), long["φ1"]["eval_proxy"])}
+at_base, at_long = found.values()
+pd.DataFrame({name: {"peak step": int(steps_of[f["peak"]]), "final − peak gold": f["fall"].value,
+                     "95% interval": f"[{f['fall'].ci[0]:.2f}, {f['fall'].ci[1]:.2f}]",
+                     "proxy rise after peak": f["proxy_rise"], "hacked": f["hacked"]}
+              for (name, f), steps_of in zip(found.items(), (steps, long["φ1"]["eval_step"]))}).T.round(3)
+
+# %%
+HACKED = "RL against a single RM (φ1) hacks it: the gold reward rises, peaks, then falls while the proxy keeps rising"
 ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
-         claim="RL against a single RM (φ1) hacks it: the proxy reward keeps rising while the gold "
-               "reward rises, peaks, then falls",
-         metric=f"φ1, long run: final gold − peak gold over steps after 0 (peak at step "
-                f"{h['eval_step'][peak]}; proxy from {h['eval_proxy'][0]:+.2f} to {h['eval_proxy'][-1]:+.2f})",
-         estimate=extreme_bootstrap(g[:, -1:] - g[:, 1:], "min"), threshold=0.0, direction="<")
+         claim=f"{HACKED}, at the default KL coefficient",
+         metric=f"φ1 at β={base.beta:g}, every pool: final gold − peak gold (peak at step {steps[at_base['peak']]}; "
+                f"proxy {at_base['proxy_rise']:+.2f} after it)",
+         estimate=at_base["fall"], threshold=0.0, direction="<")
+ch.claim(id="rl-single-rm-hacked-no-kl", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
+         claim=f"{HACKED}, without a KL term",
+         metric=f"φ1, long run ({long_setting}, pool 0): final gold − peak gold (peak at step "
+                f"{long['φ1']['eval_step'][at_long['peak']]}; proxy {at_long['proxy_rise']:+.2f} after it)",
+         estimate=at_long["fall"], threshold=0.0, direction="<")
 
 # %% [markdown]
 # Does WARM delay or reduce the collapse? First in the long runs, where φ1 is hacked: gold along

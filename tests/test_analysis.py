@@ -51,8 +51,10 @@ def test_runs_of_several_pools_peak_where_their_mean_does():
 
 
 def test_hacking_rejects_a_curve_too_short_or_a_proxy_of_another_length():
-    with pytest.raises(ValueError, match="two later eval steps"):
-        hacking(curve([0.0, 1.0]), proxy=[0.0, 1.0])
+    with pytest.raises(ValueError, match="one later eval step"):
+        hacking(curve([0.0]), proxy=[0.0])
+    short = hacking(curve([0.0, 1.0]), proxy=[0.0, 1.0])  # one step after 0: its own peak, never hacked
+    assert short["peak"] == 1 and short["fall"].value == 0 and not short["hacked"]
     with pytest.raises(ValueError, match="one proxy value per eval step"):
         hacking(curve([0.0, 1.0, 2.0]), proxy=[0.0, 1.0])
 

@@ -191,6 +191,8 @@ def test_extreme_interval_of_a_clear_maximum_and_its_mirror():
     means, low, high = column_bounds(x, seed=3)
     assert means.shape == low.shape == high.shape == (6,) and np.all(low <= means) and np.all(means <= high)
     assert extreme_bootstrap(x, "max", seed=3).ci[1] == pytest.approx(high.max())  # its upper end
+    zero = extreme_bootstrap(np.zeros((10, 2)), "min")  # e.g. a run whose peak is its last step
+    assert all(np.copysign(1.0, v) == 1.0 for v in (zero.value, *zero.ci))  # printed as 0, never −0
     with pytest.raises(ValueError, match="kind must be"):
         extreme_bootstrap(x, "mean")
     with pytest.raises(ValueError, match="items, columns"):

@@ -248,7 +248,8 @@ def extreme_bootstrap(values, kind: str = "max", clusters=None, n_boot: int = N_
     lower = (means - np.percentile(spread, 97.5) * se).max()
     value = float(means.max())
     low, high = min(float(lower), value), max(float(upper), value)
-    return Estimate(sign * value, (low, high) if sign > 0 else (-high, -low), "extreme", n_items, n_seeds)
+    low, high = (low, high) if sign > 0 else (-high, -low)
+    return Estimate(sign * value + 0.0, (low + 0.0, high + 0.0), "extreme", n_items, n_seeds)  # + 0.0: no −0
 
 
 def column_bounds(values, clusters=None, n_boot: int = N_BOOT, seed: int = 0,

@@ -196,11 +196,12 @@ def hacking(gold: np.ndarray, proxy: Sequence[float], seeded: bool = False) -> d
     - `fall`: that final − peak with the interval of `lib.measure.stats.extreme_bootstrap(drop,
       "min")`, which accounts for choosing the peak;
     - `proxy_rise`: the proxy's mean at the end minus at the peak;
-    - `hacked`: the run is hacked when `fall`'s interval lies below 0 while the proxy rose."""
+    - `hacked`: the run is hacked when `fall`'s interval lies below 0 while the proxy rose (never
+      with a single eval step after step 0, which is its own peak)."""
     gold, proxy = np.asarray(gold, float), np.asarray(proxy, float)
-    if gold.ndim != (3 if seeded else 2) or gold.shape[-1] < 3:
-        raise ValueError(f"hacking needs gold per {'seed, ' if seeded else ''}prompt at step 0 and at least two "
-                         f"later eval steps, got {gold.shape}")
+    if gold.ndim != (3 if seeded else 2) or gold.shape[-1] < 2:
+        raise ValueError(f"hacking needs gold per {'seed, ' if seeded else ''}prompt at step 0 and at least one "
+                         f"later eval step, got {gold.shape}")
     if proxy.shape != gold.shape[-1:]:
         raise ValueError(f"one proxy value per eval step: {len(proxy)} for {gold.shape[-1]} steps")
     curve = gold.reshape(-1, gold.shape[-1]).mean(0)

@@ -104,8 +104,10 @@ PAPER_RESULTS: dict[str, str] = {
     "rl-single-rm-rises":
         "Fig. 1b: RL against a single RM first raises the control reward, then collapses",
     "rl-single-rm-hacked":
-        "Fig. 1b/8: RL against a single RM: control reward vs steps rises, then collapses (reward "
-        "hacking)",
+        "Fig. 1b/8: RL against a single RM at the paper's KL coefficient (α 0.003): control reward vs "
+        "steps rises, then collapses (reward hacking)",
+    "rl-single-rm-hacked-no-kl":
+        "Fig. 1b/8 show hacking with a KL term (α 0.003); the notes give no run without one",
     "rl-warm-delays-hacking":
         "Fig. 1b/8: bigger M delays the collapse of the control reward (KL α 0.003, clean labels)",
     "rl-warm-delays-hacking-long":
@@ -130,7 +132,10 @@ PAPER_RESULTS: dict[str, str] = {
     "warp-slerp-beats-lerp":
         "Fig. 3c: SLERP > LERP in reward (T 3k–9k); task vectors near-orthogonal (Ω ~ 90°), LERP "
         "shrinks their norm to ~0.71 at λ=.5",
-    "warp-wins-vs-plain-rl":
+    "warp-wins-vs-plain-rl":  # the earlier form of warp-wins-at-matched-kl, in results until they are regenerated
         "Final: WARP iter 3 is best side by side vs Mistral/Mixtral (.45/.26/.18); no win rate vs "
         "plain RL in the notes",
+    "warp-wins-at-matched-kl":
+        "Fig. 1b: WARP's policies lie above plain REINFORCE on the reward vs KL plane; no win rate vs "
+        "plain RL at matched KL in the notes",
 }

@@ -225,7 +225,7 @@ README_BLOCK = ("<!-- claims:start -->", "<!-- claims:end -->")
 HEADLINE = ("warm-lmc", "warm-wa-approx-ens", "warm-less-memorization", "warm-m-beats-best-single",
             "warm-bon-beats-ens-equal-n", "warm-bon-beats-single-and-ens-clean",
             "rl-warm-delays-hacking-long", "rl-warm-wins-vs-phi1", "warp-liti-front-dominates",
-            "warp-wins-vs-plain-rl")
+            "warp-wins-at-matched-kl")
 
 
 def _fmt(v: Any) -> str:
