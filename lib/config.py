@@ -59,9 +59,10 @@ class WorldConfig:
     """web posts of the pre-training corpus"""
     pretrain_tldr_fraction: float = 1.0
     """the web posts that end in a writer's noisy TL;DR, from which pre-training learns to copy from the post"""
-    pretrain_reply_fraction: float = 0.0
-    """of those TL;DRs, the ones followed by a reader's reply naming the summary's flaws (`world.reader_reply`)"""
-    pretrain_reply_generic: float = 0.3
+    pretrain_reply_fraction: float = 1.0
+    """of those TL;DRs, the ones followed by a reader's reply naming the summary's flaws
+    (`world.reader_reply`); the substrate where WARM's premises hold (docs/substrate.md)"""
+    pretrain_reply_generic: float = 0.0
     """of those replies, the ones about the story, not the summary"""
     n_sft_train: int = 8_000
     """posts with a writer's reference summary, for SFT (RL's prompts are drawn from them)"""

@@ -40,6 +40,8 @@ profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"pretrain.steps": 600}
 
 # %%
+import dataclasses
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -64,17 +66,17 @@ ch.describe()
 # ## The world
 #
 # A post states facts: a key event (*who did what*), details, a feeling, a duration, a question.
-# A summary is scored by the gold reward `lib.world.world.gold_reward(post, summary)`:
-#
-# | term | weight |
-# |---|---|
-# | key event / key person covered | +2.0 / +0.5 |
-# | other facts of the post (up to 3) | +0.5 each |
-# | a fact that is not in the post (hallucination) | −1.0 each |
-# | a repeated fact / repeated word trigram | −0.75 / −0.25 |
-# | each word over the 14-word budget | −0.25 |
-# | ends with '.' or '?' / a word outside the lexicon | +0.5 / −0.15 |
-#
+# A summary is scored by the gold reward `lib.world.world.gold_reward(post, summary)`: it adds
+# the post's facts the summary covers (the key event most, then the key person and up to
+# `max_other_facts` other facts) and a clean ending; it subtracts each fact not in the post
+# (a hallucination), each repeated fact or word trigram, each word over the length budget and
+# each word outside the lexicon. Its weights, from `lib.world.world.GOLD` (magnitudes: the sentence
+# above says which terms subtract; `length_budget` is in words, `max_other_facts` a count):
+
+# %%
+pd.Series(dataclasses.asdict(W.GOLD), name="weight").to_frame()
+
+# %% [markdown]
 # Here is one post, and summaries of it by the world's procedural "writers".
 
 # %%
@@ -91,15 +93,13 @@ if synthetic:
 #
 # A byte-level BPE tokenizer is trained with `tokenizers` on the world's text; the model is a
 # `LlamaForCausalLM` built from a config (no hand-written transformer). Pre-training sees posts of
-# every topic, each followed by a noisy TL;DR from a random writer (`world.pretrain_tldr_fraction`);
-# SFT then trains on post → reference summary, with the loss on the summary only. Both stages are
-# cached by a hash of their config. Pre-training on TL;DRs, and long enough (1,800 steps on
-# `default`), teaches the model to copy facts from the post and to tell a word the post does not
-# contain: that is what later lets a reward model check a summary's facts against the post. With a
-# TL;DR on only 30% of the posts, or 300 steps, the reward models charged made-up facts through
-# their words instead; with 900 steps they checked facts, but stayed 2–3 points below a
-# bag-of-words proxy on the pairs that differ only in a made-up fact (docs/reward-models.md).
-
+# every topic, each followed by a noisy TL;DR from a random writer (`world.pretrain_tldr_fraction`)
+# and a reader's reply that names the TL;DR's flaws: what it makes up, misses or repeats
+# (`world.pretrain_reply_fraction`). SFT then trains on post → reference summary, with the loss
+# on the summary only. Both stages are cached by a hash of their config. Copying facts from the
+# post and reading a reply that checks them is what later lets a reward model check a summary's
+# facts against the post, and what makes pre-training matter to it: WARM's first premise
+# (notebook 02, docs/substrate.md has the search that chose this world).
 # %%
 tok = pl.tokenizer
 example = D.prompts_of(pl.world.comparisons["train"].select([0]))[0]
@@ -307,17 +307,11 @@ ch.claim(id="probe-reads-content", paper="setup", figure="-",
          estimate=bootstrap(within_prompt_pearson(probe, pool["gold"])), threshold=0.2, direction=">")
 
 # %% [markdown]
-# On `default` the probe sits at the threshold: ρ with gold about 0.2, with the length about 0.55,
-# and about 0 with the hallucination term. A linear head on the *frozen* features mostly counts
-# words; it does not yet check facts. The bag-of-words proxies do better here, through their
-# hand-made count of the words missing from the post. Checking facts is what fine-tuning learns:
-# the RMs of notebook 03, fine-tuned from this probe, correlate with gold at about 0.45 on the same
-# pool. On the 900-step featurizer of earlier versions the probe read 0.43 and the fine-tuned RMs
-# 0.57, yet those RMs stayed 2–3 points below the proxy on the pairs (docs/reward-models.md). So
-# this check is a floor, not a ranking of featurizers: it catches a featurizer that reads no
-# content at all (the probe on the writers' pairs of the earliest substrate went negative), and
-# notebook 02's `rm-beats-bow-proxy` and notebook 03's `rm-reads-content` are the checks that
-# matter downstream.
+# A linear head on the *frozen* features is a floor, not a ranking of featurizers: it catches a
+# featurizer that reads no content at all. Compare its row with the bag-of-words proxies, which
+# check facts through their hand-made count of the words missing from the post. Checking facts is
+# what fine-tuning learns: notebook 02's `rm-beats-bow-proxy` and notebook 03's `rm-reads-content`
+# are the checks that matter downstream (docs/reward-models.md has how each featurizer read).
 
 # %% [markdown]
 # ## What held, what failed, what this scale cannot decide
@@ -335,9 +329,8 @@ ch.verdicts()
 # - In the parameters cell, set `profile = "smoke"` to run the whole chapter in seconds, on a
 #   model too small to learn anything: every number is then meaningless, but the code path is the
 #   same.
-# - Learn from the writers instead of the policy: `overrides = {"pairs.source": "dataset"}`. The
-#   probe's correlation with gold was −0.14 on an earlier substrate: what the RMs learn from the
-#   wrong distribution.
+# - Learn from the writers instead of the policy: `overrides = {"pairs.source": "dataset"}`, and
+#   watch the probe's correlation with gold: what the RMs learn from the wrong distribution.
 # - Make the annotators unbiased, `overrides = {"world.label_length_bias": 0.0}`, or pre-train for
 #   half as long, `overrides = {"pretrain.steps": 900}`: everything downstream of the change is
 #   rebuilt.

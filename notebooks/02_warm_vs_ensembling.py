@@ -84,17 +84,9 @@ print({name: [len(subsets[p][name]) for p in seeds] for name in names},
 # `default`: pool 0 reads posts 0–719, pool 1 720–1,439, pool 2 1,440–2,159) for
 # `rm.corrupt_epochs` passes (6; the clean pools: all posts, 2 passes), with a quarter of those
 # labels swapped. Fewer posts seen more often is what lets RMs of this size memorize at all; the
-# disjoint blocks give the memorization claims three sets of swapped pairs instead of one (4,098
-# in all, the 4,000 an accuracy comparison needs), each resampled on its own in the intervals. On
-# this substrate (1,800 pre-training steps), two RMs of pool 0 probed before the run, 720 posts
-# for 6 passes as EMAs, memorized +0.079 and +0.054 of their swapped pairs. On
-# the swapped pairs, end − start
-# (development probes on the earlier substrate, pre-trained with a TL;DR on 30% of the posts;
-# one RM each unless said): all 2,000 posts for 2 passes end *below* their start (−0.03: they
-# learn the signal, not the noise); 1,000 posts for 4 passes +0.003; 500 for 4 about +0.05 for one
-# RM but +0.012 [−0.010, 0.034] for the pools' mean in a whole run; 500 for 6 +0.095 for one RM on
-# raw weights, +0.057 for the pools' mean as EMAs; 600 for 6 as EMAs +0.057 and +0.095 for two
-# RMs. Each corrupt RM costs about 0.98 of a clean one (270 steps against 275).
+# disjoint blocks give the memorization claims three sets of swapped pairs instead of one, each
+# resampled on its own in the intervals. docs/reward-models.md has the probes behind the block
+# size and the number of passes.
 #
 # `train-corrupt` holds the training pairs whose label was swapped, scored against the swapped
 # label: high accuracy there means the RM *memorized* the noise. Pool 0, each member's accuracy
@@ -191,26 +183,13 @@ pd.DataFrame([{"pool": member_pools[r], "labels": "corrupt" if members[r].corrup
               for i, (r, step) in enumerate(column) if bound[i] >= 0.01])
 
 # %% [markdown]
-# No RM falls more than a point below the probe at any eval step. The deepest points are early
-# ones, at step 25 in the EMA's first steps, 0.7 point at most (a clean RM of pool 1); after that
-# every RM rises, the clean ones by 6–8 points. The corrupt RMs rise like the clean ones, peak
-# between steps 100 and 150, then give back part of it while they memorize the swapped labels
-# of their few posts; none ends below the probe by more than a fifth of a point. On the 900-step
-# featurizer of earlier versions the three deepest corrupt RMs ended 1.8–2.1 points below it,
-# and `rm-no-collapse` failed because of them.
-#
-# Both claims are nevertheless *inconclusive*: their point values (0.7 point) meet the 1-point
-# bar, but their intervals, [−0.5, 1.4] points for the clean RMs and [−0.6, 2.1] for all, reach
-# past it. An interval for a maximum can end no lower than the worst single point's own bound,
-# and 3 of the 144 clean (RM, step) points, 9 of all 288, have bounds above 1 point (the table
-# above): early steps of three clean RMs, in the EMA's first 25–50 steps, and late steps of two
-# corrupt RMs of pool 2 while they memorize. Deciding them needs up to 22,000 curve pairs each
-# (the last column; the interval's half-width shrinking as 1/√n), five times the curve's 4,055
-# and more than the 7,470 ID-validation pairs there are. The percentile bootstrap of the maximum
-# that earlier versions used gave [0.2, 1.5] and [0.5, 2.2] points: that interval is biased
-# upwards, as every resample picks its own worst point, and it promises no coverage (in
-# `tests/test_stats.py`, 40 columns of equal mean: it covers the true maximum 21% of the time,
-# `extreme_bootstrap` 96%).
+# How to read the two claims: a claim on a maximum holds only when every (RM, step) point's own
+# 95% bound is under the bar, so a single point whose bound reaches past it leaves the claim
+# undecided, whatever the point values. The table above lists those points, and its last column
+# the curve pairs that would decide each one (the interval's half-width shrinks as 1/√n).
+# `lib.measure.stats.extreme_bootstrap` gives the interval: the percentile bootstrap of a maximum
+# is biased upwards, as every resample picks its own worst point, and promises no coverage
+# (`tests/test_stats.py` measures both).
 
 # %% [markdown]
 # Memorization: each corrupt RM's accuracy on the corrupted training pairs, against their
@@ -357,9 +336,7 @@ if idv.p_label is not None:  # beside it, against the annotators' expected prefe
     print(f"against the expected preference: {extreme_bootstrap(gaps_expected, 'min', clusters=idv.clusters):.4f}")
 
 # %% [markdown]
-# On `default` the 18 clean RMs sit within three quarters of a point of the proxy, the worst 0.7
-# point [−0.7, 1.8] below it and half of pool 0's above it: `rm-beats-bow-proxy` holds. On the 900-step featurizer
-# of earlier versions the worst clean RM stayed 1.8–2.8 points below, over three regenerations.
+# The claim line above compares the worst clean RM of every pool with the proxy, on the same pairs.
 #
 # What does each reward weigh? Fit each reward's difference within an ID-validation pair on the pair's differences
 # in the gold reward's coverage and hallucination terms (− 1 per made-up fact) and in #words
@@ -369,12 +346,8 @@ if idv.p_label is not None:  # beside it, against the annotators' expected prefe
 # against the post has a ratio near 0. The proxy's count of missing words makes that check for it;
 # an RM has to learn it from the labels.
 #
-# On the earlier substrate (a TL;DR on 30% of the pre-training posts, 300 steps) the RMs' ratio was
-# 0.08–0.28, against gold's 0.65 and the proxy's 1.28: they ranked pairs mostly by coverage and
-# charged a made-up fact through its words, and stayed 6.6 points below the proxy. A featurizer
-# pre-trained to copy is what moved the ratio to gold's and beyond: on `default`, 0.5–1.6 for
-# pool 0's clean RMs, against gold's 0.53 and the proxy's 1.76. docs/reward-models.md has the
-# probes behind that choice and what else was tried.
+# A featurizer pre-trained to copy is what moves an RM's ratio towards gold's: docs/reward-models.md
+# has the probes behind that choice, on this substrate and the earlier ones, and what else was tried.
 
 # %%
 if P.world.source == "synthetic":  # real TL;DR posts have no gold terms

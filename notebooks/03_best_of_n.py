@@ -190,16 +190,10 @@ ch.claim(id="warm-bon-beats-ens-equal-n", paper="WARM", figure="Fig. 6 (03_bon_g
          threshold=0.0, direction=">")
 
 # %% [markdown]
-# On `default`, the single RMs read the policy's samples (ρ with gold 0.45–0.56) and best-of-N
-# with φ1 gains about 0.8 gold before it turns over at N = 64: the regime the paper studies. But
-# WARM M=6 does not pick better samples than φ1 or ENS M=2 here; with clean labels it lies about
-# 0.1 gold below them at every N, and below ENS M=2 on average over N (`warm-bon-beats-ens-equal-n`
-# fails). The correlation table above says why: the weight average of the six reads the pool
-# about as well as its average member (ρ 0.48, members 0.45–0.56), not as well as its best one,
-# and φ1 (ranked first on OOD accuracy in that run) happens to be pool 0's best reader. With corrupt labels
-# every curve turns over earlier (N = 16) and WARM M=6 again lies below φ1 and ENS M=2, within the
-# intervals. At this scale, members of one pool differ in how well they read the samples more
-# than averaging gains over them.
+# What to read in the curves and the claim lines above: whether φ1's best-of-N gold rises before
+# it turns over (the regime the paper studies), and where WARM M=6 lies against φ1 and ENS M=2 at
+# each N. The correlation table says how well each reward reads the pool's samples: a weight
+# average can only pick better samples than its members if it reads them better than they do.
 #
 # ## Over-optimization: proxy vs gold
 #

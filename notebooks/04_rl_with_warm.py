@@ -196,16 +196,10 @@ ch.claim(id="rl-warm-delays-hacking-long", paper="WARM", figure="Fig. 1b (04_lon
          threshold=0.0, direction=">")
 
 # %% [markdown]
-# On `default` the long runs do not show the paper's delay. φ1's gold peaks at step 50 (3.75),
-# drops by 0.4 at step 60 and then wanders between 3.3 and 3.5 while its proxy keeps rising.
-# WARM M=6 follows φ1 up to step 40, holds its gold up to step 70 (it is hacked later), then
-# falls to 2.7 at step 100, 0.8 below φ1: `rl-warm-delays-hacking-long` fails. This is one
-# seeded pool and one run each, without a KL term, so the interval covers the prompts only, not
-# the run-to-run spread of a hacked policy (φ1's own curve moves by 0.4 between two eval steps);
-# read it as "at this scale, averaging six RMs did not make the reward harder to hack once the
-# policy is far from SFT", not as a measured rate.
+# The long runs are one seeded pool and one run each, without a KL term, so their interval covers
+# the prompts only, not the run-to-run spread of a hacked policy.
 #
-# Then at the default settings, 50 steps: the final gold reward of the WARM M=6 policy minus the φ1
+# Then at the default settings: the final gold reward of the WARM M=6 policy minus the φ1
 # policy's (every pool; paired over prompts), and of WARM M=2 minus ENS M=2 of the same two RMs.
 
 # %%
@@ -221,9 +215,8 @@ ch.claim(id="rl-ens-hacked-before-warm", paper="WARM", figure="Fig. 1b (04_gold_
          threshold=0.0, direction=">")
 
 # %% [markdown]
-# At the default settings no run is hacked within 50 steps: every curve of the figure above still
-# rises at step 50, so these two claims compare policies before any collapse, and both are
-# inconclusive (WARM M=6 − φ1 −0.03 gold, WARM M=2 − ENS M=2 +0.00).
+# These two claims compare the policies at the end of the default runs: after φ1's peak when
+# `rl-single-rm-hacked` holds (WARM's regime), before any collapse when it does not.
 #
 # ## Gold reward vs KL to the SFT policy (Fig. 8)
 #

@@ -240,13 +240,9 @@ ch.claim(id="warp-wins-at-matched-kl", paper="WARP", figure="Fig. 1b (05_stage3_
          estimate=bootstrap(wins), threshold=0.5, direction=">")
 
 # %% [markdown]
-# On `default`, LITI's front lies above the plain RL trajectory at equal KL (+0.12 gold, holds),
-# but the final policy, η = 0.3 of the way from iteration 2's init to its SLERP, stays at half the
-# plain run's KL (0.7 nats against 1.4) and wins only 41% of its samples against the plain run at
-# its best step, which is also its last: none of these 50-step runs is hacked yet (notebook 04), so
-# moving less far from SFT costs reward instead of saving it. The paper's WARP wins because its
-# plain RL runs collapse after thousands of steps; here the comparison is made before any collapse,
-# and iteration 2's front is not above iteration 1's (−0.01 gold, inconclusive).
+# The paper's WARP wins because its plain RL runs collapse after thousands of steps; whether the
+# plain run here has passed its peak at the matched step is what notebook 04's
+# `rl-single-rm-hacked` measures.
 #
 # ## What held, what failed, what this scale cannot decide
 #

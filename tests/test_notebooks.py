@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import sys
 
 import nbformat
@@ -344,3 +345,43 @@ def test_the_arithmetic_checksum_repeats_and_sees_a_changed_weight(monkeypatch):
     linear = torch.nn.functional.linear
     monkeypatch.setattr(torch.nn.functional, "linear", lambda x, w, b=None: linear(x, w * (1 + 1e-6), b))
     assert arithmetic() != first
+
+
+DECIMAL = re.compile(r"(?<![\w.§])[+−-]?\d+\.\d+(?![\w.])")
+
+
+def typed_results(markdown: str, claims: list[dict]) -> list[str]:
+    """The decimals of `markdown`'s prose (code spans left out) with at least two significant
+    digits that a claim record holds, as its value or an interval's end, or that ×100 (a
+    percentage), at the precision typed."""
+    held = [abs(float(v)) * scale for c in claims for v in (c["value"], *c["ci"]) if v is not None
+            for scale in (1, 100)]
+    found = []
+    for typed in DECIMAL.findall(re.sub(r"`[^`]*`", "", markdown)):  # not config values in code spans
+        digits = typed.lstrip("+−-")
+        if len(digits.replace(".", "").lstrip("0")) < 2:
+            continue
+        half = 0.5 * 10 ** -len(digits.split(".")[1])
+        if any(abs(float(digits) - v) <= half + 1e-12 for v in held):
+            found.append(typed)
+    return found
+
+
+def test_a_typed_in_result_is_found_at_the_precision_typed():
+    claims = [{"value": 0.41234, "ci": [0.377, 0.4424]}, {"value": -0.0301, "ci": [None, None]}]
+    prose = ("wins 41.2% of its samples, [0.38, 0.44]; −0.030 gold; step 1.5; §5.2; v1.10.3; 0.4 or 0.03 "
+             "alone; `rm.lr=0.41`")
+    assert typed_results(prose, claims) == ["41.2", "0.38", "0.44", "−0.030"]  # one significant digit: not a result
+    assert typed_results("wins 41.3% of its samples", claims) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_prose_types_in_no_number_a_result_file_holds(path):
+    """A sentence that needs a result prints it from the claim record (a printed line or a
+    formatted markdown output), so prose never goes stale after a regeneration."""
+    from lib.config import ROOT
+
+    claims = json.loads((ROOT / "results" / "claims.json").read_text())
+    typed = {i: hits for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
+             if cell.cell_type == "markdown" and (hits := typed_results(cell.source, claims))}
+    assert not typed, f"markdown cells (index: numbers) that type in a result: {typed}"
