@@ -7,8 +7,8 @@
 #   --profile  smoke: a plumbing check in minutes (results in results/smoke/); default: the science,
 #              the committed results/ (about 90 minutes on 2 cores from an empty cache); gpu: real TL;DR
 #   --only     notebook numbers to run, e.g. --only 00 02
-#   --preset   a named set of overrides (lib/profiles.py, PRESETS), e.g. --preset premises: the
-#              substrate where WARM's premises were measured to hold (docs/substrate.md)
+#   --preset   a named set of overrides (lib/profiles.py, PRESETS), e.g. --preset no-replies: the
+#              world before the substrate search, where WARM's premises fail (docs/substrate.md)
 #   --set      a config override, repeatable, e.g. --set rm.epochs=3 --set 'rm.lrs=[1e-4,3e-4]'
 #   --fresh    delete the profile's artifact cache first
 #

@@ -97,14 +97,10 @@ PROFILES: dict[str, Profile] = {
 
 # Named sets of overrides, applied by `get_profile` where the overrides name one (`"preset": NAME`;
 # `run_all.sh --preset NAME`, `benchmarks.substrate_probe --preset NAME`), before any other key.
-# "premises": the substrate search's chosen candidate, where WARM's premises are measured to hold
-# best: readers' replies after every TL;DR of the web, each naming the summary's flaws
-# (docs/substrate.md: its row, what each lever bought, and the criterion it still fails). It is
-# now the dataclass defaults, so the preset changes nothing; it stays so that the search's rows
-# rerun by name. "no-replies": the substrate before the search, a web without readers' replies,
-# where WARM's premises fail (docs/substrate.md).
+# "no-replies": the world before the substrate search, a web without readers' replies, where
+# WARM's premises fail. The search's chosen candidate (its preset `premises`: readers' replies
+# after every TL;DR, each naming the summary's flaws) is now the defaults (docs/substrate.md).
 PRESETS: dict[str, dict[str, Any]] = {
-    "premises": {"world.pretrain_reply_fraction": 1.0, "world.pretrain_reply_generic": 0.0},
     "no-replies": {"world.pretrain_reply_fraction": 0.0, "world.pretrain_reply_generic": 0.3},
 }
 

@@ -55,7 +55,7 @@ def test_the_substrate_probe_refuses_a_member_the_pool_does_not_have(tmp_env):
     (["--set", "pairs.n_train_posts=1000000"], "asks for more posts than the world has"),
     (["--set", "rm.lora_r=0"], "rm.lora_r must be ≥ 1"),
     (["--jobs", "0"], "--jobs must be ≥ 1"),
-    (["--preset", "nosuch"], "unknown preset 'nosuch'; valid presets: premises"),
+    (["--preset", "nosuch"], "unknown preset 'nosuch'; valid presets: no-replies"),
 ])
 def test_bad_premise_probe_input_is_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as err:

@@ -105,11 +105,11 @@ def test_a_preset_is_its_overrides_from_every_entry_point_and_in_every_key_it_sh
 
 
 def test_overrides_beside_a_preset_win_over_its_keys():
-    key, value = next(iter(PRESETS["premises"].items()))
+    key, value = next(iter(PRESETS["no-replies"].items()))
     other = 0.25 if value != 0.25 else 0.5
-    assert get_profile("default", {"preset": "premises", key: other}) == get_profile(
-        "default", {**PRESETS["premises"], key: other})
-    assert get_profile("default", {"preset": "premises", key: other}) != get_profile("default", {"preset": "premises"})
+    assert get_profile("default", {"preset": "no-replies", key: other}) == get_profile(
+        "default", {**PRESETS["no-replies"], key: other})
+    assert get_profile("default", {"preset": "no-replies", key: other}) != get_profile("default", {"preset": "no-replies"})
 
 
 def _config_classes():

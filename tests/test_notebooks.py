@@ -325,8 +325,8 @@ def test_an_environment_that_does_not_import_this_repository_is_one_clear_error(
     (["--set", "nosuch"], "--set takes key=value"),
     (["--jobs", "0"], "--jobs must be ≥ 1"),
     (["--only", "00", "99"], "--only: no notebook numbered 99; the notebooks are 00, 01"),
-    (["--preset", "nosuch"], "unknown preset 'nosuch'; valid presets: premises"),
-    (["--set", "preset=nosuch"], "unknown preset 'nosuch'; valid presets: premises"),
+    (["--preset", "nosuch"], "unknown preset 'nosuch'; valid presets: no-replies"),
+    (["--set", "preset=nosuch"], "unknown preset 'nosuch'; valid presets: no-replies"),
 ])
 def test_bad_arguments_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as err:
