@@ -109,7 +109,8 @@ def test_overrides_beside_a_preset_win_over_its_keys():
     other = 0.25 if value != 0.25 else 0.5
     assert get_profile("default", {"preset": "no-replies", key: other}) == get_profile(
         "default", {**PRESETS["no-replies"], key: other})
-    assert get_profile("default", {"preset": "no-replies", key: other}) != get_profile("default", {"preset": "no-replies"})
+    preset = {"preset": "no-replies"}
+    assert get_profile("default", {**preset, key: other}) != get_profile("default", preset)
 
 
 def _config_classes():
