@@ -372,8 +372,8 @@ class RMPoolConfig:
     """training pairs the shared linear-probed head is fitted on (at most)"""
     curve_posts: int = 550
     """ID-validation posts scored along training (the no-collapse check), sized for 4,000 pairs"""
-    eval_every: int = 50
-    """steps between two points of that curve"""
+    eval_every: int = 100
+    """steps between two points of that curve (after the warmup)"""
     eval_every_warmup: int = 25
     """the same during the learning-rate warmup, where fine-tuning first moves away from the probed head"""
     corruption: float = 0.25
@@ -482,10 +482,10 @@ class RLConfig:
     """prompts per step"""
     k: int = 4
     """samples per prompt, for the leave-one-out baseline"""
-    lr: float = 1e-4
-    """Adam's learning rate (at 5e-5 no policy is hacked within 50 steps by RMs that check facts)"""
-    beta: float = 0.05
-    """the KL coefficient"""
+    lr: float = 3e-4
+    """Adam's learning rate: at 3e-4 and WARM's β, RL against φ1 is hacked within 50 steps (docs/rl-regime.md)"""
+    beta: float = 0.003
+    """the KL coefficient (WARM's α for clean labels)"""
     kl_estimator: str = "k1"
     """k1 | k3"""
     temperature: float = 0.9
@@ -537,7 +537,7 @@ SLERP_ANGLES = ("tensor", "layer", "global")  # where SLERP takes its angles (WA
 
 
 def _warp_run() -> RLConfig:
-    return RLConfig(anchor="ema", ema_mu=0.01, beta=0.1)
+    return RLConfig(anchor="ema", ema_mu=0.01, beta=0.1, lr=1e-4)
 
 
 @dataclass(frozen=True)
@@ -582,10 +582,6 @@ class WARPConfig:
         _check(all(math.isfinite(x) and x >= 0.0 for x in self.etas), f"warp.etas must be ≥ 0, got {self.etas}")
 
 
-def _long() -> RLConfig:
-    return RLConfig(steps=100, beta=0.0, lr=2e-4)
-
-
 @dataclass(frozen=True)
 class RLSetup:
     """RL fine-tuning of the SFT policy against a reward model (WARM §5.2; notebooks 04, 05)."""
@@ -596,16 +592,13 @@ class RLSetup:
     """SFT-train posts used as RL prompts"""
     n_eval_prompts: int = 128
     """SFT-validation posts sampled at every evaluation step"""
-    betas: tuple[float, ...] = (0.01, 0.05, 0.2)
-    """the KL sweep of WARM Fig. 8c"""
-    long: RLConfig = field(default_factory=_long)
-    """the runs that go past the gold peak (notebook 04's hacking claims): `run` with no KL term and a larger step"""
+    betas: tuple[float, ...] = (0.003, 0.01, 0.05)
+    """the KL sweep of WARM Fig. 8c (a β equal to `run.beta` is the clean run itself, read from the cache)"""
 
     def __post_init__(self):
         _at_least("rl", 1, n_prompts=self.n_prompts, n_eval_prompts=self.n_eval_prompts)
         _check(bool(self.betas) and all(b >= 0 for b in self.betas), f"rl.betas must be ≥ 0, got {self.betas}")
-        for name in ("run", "long"):
-            _check(isinstance(getattr(self, name), RLConfig), f"rl.{name} must be an RLConfig")
+        _check(isinstance(self.run, RLConfig), "rl.run must be an RLConfig")
 
 
 @dataclass(frozen=True)

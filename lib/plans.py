@@ -61,8 +61,7 @@ def rl_with_warm(rms) -> dict[str, dict]:
     """Notebook 04 (WARM §5.2), by group then name: every reward with clean labels (pool 0); φ1
     and WARM M of every other seeded pool (the intervals across pools); φ1 and WARM M with
     corrupt labels (β scaled as the paper's 0.003 → 0.01), of pool 0 and of every other seeded
-    corrupt pool; the β sweep of φ1 and WARM M; φ1 and WARM M of pool 0 in the long runs past the
-    gold peak (`rl.long`)."""
+    corrupt pool; the β sweep of φ1 and WARM M."""
     profile = rms.pl.profile
     base, m = profile.rl.run, profile.rm.m
     corrupt = replace(base, beta=base.beta * 0.01 / 0.003)
@@ -83,7 +82,6 @@ def rl_with_warm(rms) -> dict[str, dict]:
                           for name, members in phi1_and_warm(profile.rm.corruption, p).items()},
         "sweep": {(name, beta): Run(members, replace(base, beta=beta))
                   for name, members in phi1_and_warm(0.0).items() for beta in profile.rl.betas},
-        "long": {name: Run(members, profile.rl.long) for name, members in phi1_and_warm(0.0).items()},
     }
 
 

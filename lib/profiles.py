@@ -29,13 +29,6 @@ from lib.config import (
     WorldConfig,
 )
 
-
-def _rl(run: RLConfig, *, long_steps: int, long_lr: float, **setup) -> RLSetup:
-    """The RL runs of a profile; its long runs (`RLSetup.long`) are `run` without a KL term, for
-    `long_steps` at `long_lr`."""
-    return RLSetup(run=run, long=replace(run, steps=long_steps, lr=long_lr, beta=0.0), **setup)
-
-
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -49,10 +42,10 @@ PROFILES: dict[str, Profile] = {
         sampling=SamplingConfig(max_new_tokens=24, batch_size=64),
         world_check=WorldCheckConfig(n_prompts=6, k=16),
         bon=BestOfNConfig(n_prompts=6, k=16),
-        rl=_rl(RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2, n_eval_samples=2),
-               long_steps=4, long_lr=2e-4, n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
+        rl=RLSetup(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2, n_eval_samples=2),
+                   n_prompts=40, n_eval_prompts=6, betas=(0.01, 0.1)),
         warp=WARPConfig(run=RLConfig(steps=2, prompts_per_step=4, k=2, max_new_tokens=12, eval_every=2,
-                                    n_eval_samples=2, anchor="ema", beta=0.1),
+                                    n_eval_samples=2, anchor="ema", beta=0.1, lr=1e-4),
                         etas=(0.0, 0.5, 1.0), lambdas=(0.0, 0.5, 1.0)),
         pairs=PairsConfig(k=3, n_train_posts=60, n_validation_posts=30, n_ood_posts=30),
         rm=RMPoolConfig(m=4, n_seeds=2, epochs=1.0, batch_size=8, baklava=(None, 3),
@@ -80,9 +73,9 @@ PROFILES: dict[str, Profile] = {
         bon=BestOfNConfig(n_prompts=512, k=64),
         # Policies are QLoRA too; the paper's KL strengths (WARM: β = 0.003 clean, WARP: 0.1 with
         # the EMA anchor), 64 samples per step (the paper: 128) and LoRA's larger learning rate.
-        rl=_rl(RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003, max_new_tokens=53,
-                        mode="qlora", eval_every=100, n_eval_samples=2),
-               long_steps=3_000, long_lr=1e-4, n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
+        rl=RLSetup(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.003, max_new_tokens=53,
+                                mode="qlora", eval_every=100, n_eval_samples=2),
+                   n_prompts=20_000, n_eval_prompts=256, betas=(0.001, 0.003, 0.01)),
         warp=WARPConfig(run=RLConfig(steps=2_000, prompts_per_step=16, k=4, lr=1e-4, beta=0.1,
                                     anchor="ema", ema_mu=0.01, max_new_tokens=53, mode="qlora",
                                     eval_every=100, n_eval_samples=2)),

@@ -62,9 +62,7 @@ print(base)
 #
 # Clean labels: φ1, φ2, ENS M=2 (φ1, φ2), WARM M=2 (φ1, φ2), WARM M=6, and φ1 and WARM M=6 of each
 # other seeded pool. Corrupt labels: φ1 and WARM M=6 of every seeded corrupt pool (with the larger
-# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6. And
-# the **long runs**: φ1 and WARM M=6 of pool 0 without a KL term, at twice the learning rate and for
-# twice the steps (`rl.long`), which go far enough from the SFT policy for its RM to be hacked.
+# KL weight of the paper's corrupt setting, ×(0.01/0.003) ≈ 3). A β sweep for φ1 and WARM M=6.
 # Each run is cached; the first run of this notebook trains them all. φ1 and φ2 are a pool's two
 # most accurate members on `rm.rank_on`'s pairs (ID validation: the RL claims are judged by gold,
 # not by the pairs φ1 was picked on; WARM ranks on OOD).
@@ -73,7 +71,7 @@ print(base)
 plan = plans.rl_with_warm(rms)
 hist = {group: {name: runs.history(runs.run(run, desc=f"RL {group} {name}")) for name, run in by_name.items()}
         for group, by_name in plan.items()}
-clean, corrupt, sweep, long = hist["clean"], hist["corrupt"], hist["sweep"], hist["long"]
+clean, corrupt, sweep = hist["clean"], hist["corrupt"], hist["sweep"]
 seeded = {name: [clean[name]] + [hist["seeds"][name, p] for p in range(1, P.rm.n_seeds)] for name in ("φ1", W6)}
 seeded_corrupt = {name: [corrupt[name]] + [hist["corrupt seeds"][name, p] for p in range(1, P.rm.n_seeds)]
                   for name in ("φ1", W6)}
@@ -118,89 +116,49 @@ ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_step
 # WARM's RL claims are about the regime where RL against one RM hacks it (Fig. 1b): the proxy
 # keeps rising while the gold reward peaks, then falls. The default RL settings were chosen on
 # φ1's curve alone so that its run reaches that regime (docs/rl-regime.md). The proxy and the gold
-# reward of φ1 at the default β (left, pool 0) and in the long run without a KL term (right,
-# `rl.long`), with the mean length.
+# reward of φ1 (pool 0) along training, with the mean length of its samples.
 
 # %%
-long_cfg = plan["long"]["φ1"].cfg
-long_setting = f"β={long_cfg.beta:g}, lr {long_cfg.lr:g}"
-long_name = f"φ1, long ({long_setting})"
-shown = {f"φ1, β={base.beta:g}": clean["φ1"], long_name: long["φ1"]}
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-for ax, (name, h) in zip(axes, shown.items()):
-    ax.plot(h["eval_step"], h["eval_proxy"], "o-", ms=3, color="C1", label="proxy reward (the RM trained on)")
-    line_with_band(ax, h["eval_step"], *column_intervals(per_prompt(h, n_eval)), label="gold reward", color="C0", style="s-")
-    ax.set(xlabel="RL step", ylabel="reward", title=f"RL against {name}")
-    twin = ax.twinx()
-    twin.plot(h["eval_step"], h["eval_length"], ":", color="grey")
-    twin.set(xlabel="RL step", ylabel="mean length (tokens, dotted)")
-    twin.grid(False)
-axes[0].legend(loc="upper left", fontsize=8)
+h = clean["φ1"]
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(h["eval_step"], h["eval_proxy"], "o-", ms=3, color="C1", label="proxy reward (the RM trained on)")
+line_with_band(ax, h["eval_step"], *column_intervals(per_prompt(h, n_eval)), label="gold reward", color="C0", style="s-")
+ax.set(xlabel="RL step", ylabel="reward", title=f"RL against φ1 (β={base.beta:g}, lr {base.lr:g})")
+twin = ax.twinx()
+twin.plot(h["eval_step"], h["eval_length"], ":", color="grey")
+twin.set(xlabel="RL step", ylabel="mean length (tokens, dotted)")
+twin.grid(False)
+ax.legend(loc="upper left", fontsize=8)
 ch.save(fig, "04_proxy_vs_gold")
 
 # %% [markdown]
 # The hacking detector (`lib.report.analysis.hacking`) finds the eval step where the mean gold
 # peaks and measures final − peak gold per prompt, with an interval that accounts for choosing the
 # peak, and the proxy's rise after the peak. A run is hacked when that interval lies below 0 while
-# the proxy rose. At the default β it reads φ1 of every seeded pool; the long run is pool 0's.
+# the proxy rose. It reads φ1 of every seeded pool.
 
 # %%
-found = {f"β={base.beta:g}, every pool": hacking(gold["φ1"], np.mean([h["eval_proxy"] for h in seeded["φ1"]], 0),
-                                                 seeded=True),
-         long_name: hacking(per_prompt(long["φ1"], n_eval), long["φ1"]["eval_proxy"])}
-at_base, at_long = found.values()
-pd.DataFrame({name: {"peak step": int(steps_of[f["peak"]]), "final − peak gold": f["fall"].value,
-                     "95% interval": f"[{f['fall'].ci[0]:.2f}, {f['fall'].ci[1]:.2f}]",
-                     "proxy rise after peak": f["proxy_rise"], "hacked": f["hacked"]}
-              for (name, f), steps_of in zip(found.items(), (steps, long["φ1"]["eval_step"]))}).T.round(3)
+found = hacking(gold["φ1"], np.mean([h["eval_proxy"] for h in seeded["φ1"]], 0), seeded=True)
+pd.Series({"peak step": int(steps[found["peak"]]), "final − peak gold": round(found["fall"].value, 3),
+           "95% interval": f"[{found['fall'].ci[0]:.2f}, {found['fall'].ci[1]:.2f}]",
+           "proxy rise after peak": round(found["proxy_rise"], 3), "hacked": found["hacked"]}, name="φ1").to_frame()
 
 # %%
-HACKED = "RL against a single RM (φ1) hacks it: the gold reward rises, peaks, then falls while the proxy keeps rising"
 ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
-         claim=f"{HACKED}, at the default KL coefficient",
-         metric=f"φ1 at β={base.beta:g}, every pool: final gold − peak gold (peak at step {steps[at_base['peak']]}; "
-                f"proxy {at_base['proxy_rise']:+.2f} after it)",
-         estimate=at_base["fall"], threshold=0.0, direction="<")
-ch.claim(id="rl-single-rm-hacked-no-kl", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
-         claim=f"{HACKED}, without a KL term",
-         metric=f"φ1, long run ({long_setting}, pool 0): final gold − peak gold (peak at step "
-                f"{long['φ1']['eval_step'][at_long['peak']]}; proxy {at_long['proxy_rise']:+.2f} after it)",
-         estimate=at_long["fall"], threshold=0.0, direction="<")
+         claim="RL against a single RM (φ1) hacks it at the default KL coefficient: the gold reward rises, "
+               "peaks, then falls while the proxy keeps rising",
+         metric=f"φ1 at β={base.beta:g}, every pool: final gold − peak gold (peak at step {steps[found['peak']]}; "
+                f"proxy {found['proxy_rise']:+.2f} after it)",
+         estimate=found["fall"], threshold=0.0, direction="<")
 
 # %% [markdown]
-# Does WARM delay or reduce the collapse? First in the long runs, where φ1 is hacked: gold along
-# training of φ1 and WARM M=6 (pool 0; bands over prompts), and WARM M=6's final gold minus φ1's.
-
-# %%
-long_steps = np.asarray(long["φ1"]["eval_step"])
-fig, ax = plt.subplots(figsize=(7, 4))
-for name, h in long.items():
-    line_with_band(ax, long_steps, *column_intervals(per_prompt(h, n_eval)), label=f"{name}, gold", color=COLORS[name],
-                   alpha=0.12)
-    ax.plot(long_steps, h["eval_proxy"], ":", color=COLORS[name], label=f"{name}, proxy (its own reward)")
-ax.set(xlabel="RL step", ylabel="reward (eval samples)",
-       title=f"long runs ({long_setting}): gold and proxy along RL")
-ax.legend(fontsize=8)
-ch.save(fig, "04_long_runs")
+# Does WARM delay or reduce the collapse? The final gold reward of the WARM M=6 policy minus the φ1
+# policy's (every pool; paired over prompts), and of WARM M=2 minus ENS M=2 of the same two RMs.
 
 # %%
 def pair(a, b):
     """The final gold of two runs as two columns: (..., prompts, 2)."""
     return np.stack([a[..., -1], b[..., -1]], -1)
-
-g_long = {name: per_prompt(h, n_eval) for name, h in long.items()}
-ch.claim(id="rl-warm-delays-hacking-long", paper="WARM", figure="Fig. 1b (04_long_runs)",
-         claim=f"in runs long enough for φ1 to be hacked, WARM M={M} ends with a higher gold reward than φ1",
-         metric=f"final gold (step {long_steps[-1]}), WARM M={M} − φ1, long runs (pool 0)",
-         estimate=bootstrap(pair(g_long[W6], g_long["φ1"]), lambda m: m[..., 0] - m[..., 1]),
-         threshold=0.0, direction=">")
-
-# %% [markdown]
-# The long runs are one seeded pool and one run each, without a KL term, so their interval covers
-# the prompts only, not the run-to-run spread of a hacked policy.
-#
-# Then at the default settings: the final gold reward of the WARM M=6 policy minus the φ1
-# policy's (every pool; paired over prompts), and of WARM M=2 minus ENS M=2 of the same two RMs.
 
 # %%
 ch.claim(id="rl-warm-delays-hacking", paper="WARM", figure="Fig. 1b, 8 (04_gold_vs_steps)",
@@ -252,11 +210,11 @@ ch.claim(id="rl-warm-delays-hacking-corrupt", paper="WARM", figure="Fig. 8b (04_
 # %% [markdown]
 # ## Samples of the policy trained against φ1
 #
-# The last eval samples of the φ1 policy of the long run, with their proxy and gold rewards:
-# what the RM over-rewards shows up here.
+# The last eval samples of the φ1 policy (pool 0), past its gold peak when it is hacked, with
+# their proxy and gold rewards: what the RM over-rewards shows up here.
 
 # %%
-h = long["φ1"]
+h = clean["φ1"]
 n_show = 4
 prompts = [p for p in runs.eval_prompts for _ in range(base.n_eval_samples)][:n_show]
 print("SFT samples (step 0):", *map(printable, h["eval_texts"][0][:2]), sep="\n  ")
@@ -320,7 +278,9 @@ ch.verdicts()
 # %% [markdown]
 # ## Try it
 #
-# - A smaller KL weight, `overrides = {"rl.run.beta": 0.003}` (the paper's): faster hacking; does
-#   WARM still delay it?
+# - A larger KL weight, `overrides = {"rl.run.beta": 0.05}`: φ1's gold levels off instead of
+#   falling (docs/rl-regime.md); what is left of WARM's advantage there?
+# - No KL term and twice the steps, `overrides = {"rl.run.beta": 0.0, "rl.run.steps": 100}`: how
+#   far does the gold fall, and does WARM M=6 fall later?
 # - LoRA or 4-bit QLoRA policies, `overrides = {"rl.run.mode": "lora"}`.
 # - The k3 KL estimator, `overrides = {"rl.run.kl_estimator": "k3"}`.

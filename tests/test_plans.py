@@ -42,16 +42,13 @@ def test_one_pool_plans_no_seeded_runs():
     assert plan["corrupt seeds"] == {} and plan["seeds"] == {}
 
 
-def test_the_long_runs_train_phi1_and_warm_of_pool_0_past_the_default_budget():
-    """Notebook 04's hacking claims read the long runs: φ1 and WARM M of the clean pool 0, with the
-    `rl.long` config (no KL term on `default`, more steps than the other runs)."""
+def test_the_sweeps_default_beta_is_the_clean_run_itself():
+    """WARM Fig. 8c's sweep holds the default β, whose runs are the clean runs (one cached stage);
+    the other β are runs of their own."""
     profile = get_profile("default")
     plan = plans.rl_with_warm(RankedPools(profile))
-    long = plan["long"]
-    assert set(long) == {"φ1", f"WARM M={profile.rm.m}"}
-    assert long["φ1"].members == plan["clean"]["φ1"].members
-    assert len(long[f"WARM M={profile.rm.m}"].members) == profile.rm.m
-    for run in long.values():
-        assert run.cfg == profile.rl.long and run.kind == "warm"
-        assert all(cfg.seed // 100 == 0 and cfg.corruption == 0.0 for cfg in run.members)
-    assert profile.rl.long.steps > profile.rl.run.steps and profile.rl.long.beta < min(profile.rl.betas)
+    beta = profile.rl.run.beta
+    assert beta in profile.rl.betas
+    for name in ("φ1", f"WARM M={profile.rm.m}"):
+        assert plan["sweep"][name, beta] == plan["clean"][name]
+        assert all(plan["sweep"][name, b] != plan["clean"][name] for b in profile.rl.betas if b != beta)

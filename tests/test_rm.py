@@ -289,11 +289,11 @@ def test_curve_is_dense_during_the_warmup(tmp_path):
 
     cfg = RMConfig(steps=250, warmup=0.3)
     dense = RewardModels(Pipeline("default", {"rm.eval_every_warmup": 10}, cache=ArtifactCache(tmp_path)))
-    assert dense.curve_steps(cfg) == [10, 20, 30, 40, 50, 60, 70, 100, 150, 200, 250]
+    assert dense.curve_steps(cfg) == [10, 20, 30, 40, 50, 60, 70, 100, 200]
     rms = RewardModels(Pipeline("default", cache=ArtifactCache(tmp_path)))  # builds nothing
-    assert rms.curve_steps(cfg) == [25, 50, 75, 100, 150, 200, 250]
-    assert rms.curve_steps(replace(cfg, steps=248)) == [25, 50, 100, 150, 200]  # warmup 74 (+ step 248, the end)
-    assert (get_profile("default").rm.eval_every, get_profile("default").rm.eval_every_warmup) == (50, 25)
+    assert rms.curve_steps(cfg) == [25, 50, 75, 100, 200]
+    assert rms.curve_steps(replace(cfg, steps=248)) == [25, 50, 100, 200]  # warmup 74 (+ step 248, the end)
+    assert (get_profile("default").rm.eval_every, get_profile("default").rm.eval_every_warmup) == (100, 25)
     assert not any(tmp_path.iterdir())  # a pool's configs and steps build no stage (no world, no SFT)
 
 

@@ -106,11 +106,9 @@ PAPER_RESULTS: dict[str, str] = {
     "rl-single-rm-hacked":
         "Fig. 1b/8: RL against a single RM at the paper's KL coefficient (α 0.003): control reward vs "
         "steps rises, then collapses (reward hacking)",
-    "rl-single-rm-hacked-no-kl":
-        "Fig. 1b/8 show hacking with a KL term (α 0.003); the notes give no run without one",
     "rl-warm-delays-hacking":
         "Fig. 1b/8: bigger M delays the collapse of the control reward (KL α 0.003, clean labels)",
-    "rl-warm-delays-hacking-long":
+    "rl-warm-delays-hacking-long":  # the β = 0 long runs, in results until they are regenerated
         "Fig. 1b/8: bigger M delays the collapse of the control reward; WARM M=6 @3500 steps beats "
         "φ1 @3000 steps (Fig. 9c)",
     "rl-warm-delays-hacking-corrupt":

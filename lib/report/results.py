@@ -224,7 +224,7 @@ README_BLOCK = ("<!-- claims:start -->", "<!-- claims:end -->")
 # WARM's premises and method first, then best-of-N, RL and WARP. The rest are in REPORT.md.
 HEADLINE = ("warm-lmc", "warm-wa-approx-ens", "warm-less-memorization", "warm-m-beats-best-single",
             "warm-bon-beats-ens-equal-n", "warm-bon-beats-single-and-ens-clean",
-            "rl-warm-delays-hacking-long", "rl-warm-wins-vs-phi1", "warp-liti-front-dominates",
+            "rl-warm-delays-hacking", "rl-warm-wins-vs-phi1", "warp-liti-front-dominates",
             "warp-wins-at-matched-kl")
 
 
