@@ -165,7 +165,8 @@ def test_replies_in_the_web_are_deterministic_and_carry_no_reward_or_label():
     cfg = WorldConfig(**{**SMALL.__dict__, "pretrain_reply_fraction": 0.8, "pretrain_reply_generic": 0.25})
     web = D.build_world(cfg).pretrain["text"]
     assert web == D.build_world(cfg).pretrain["text"]  # deterministic under the world's seed
-    assert D.build_world(SMALL).pretrain["text"] == [t.split(D.EOS)[0] for t in web]  # replies only added
+    bare = WorldConfig(**{**SMALL.__dict__, "pretrain_reply_fraction": 0.0})
+    assert D.build_world(bare).pretrain["text"] == [t.split(D.EOS)[0] for t in web]  # replies only added
     replies = [t.split(D.EOS, 1)[1] for t in web if D.EOS in t]
     assert 0.6 * len(web) < len(replies) < len(web)
     generic = sum(r.strip() in W.REPLY_GENERIC for r in replies)
