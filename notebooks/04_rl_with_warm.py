@@ -34,6 +34,10 @@
 profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"rl.run.steps": 200}
 
+# %% [markdown]
+# The library pieces the chapter uses, its pipeline on that profile, and the default RL run's
+# settings:
+
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
@@ -104,11 +108,18 @@ ch.save(fig, "04_gold_vs_steps")
 # eval steps after step 0, minus step 0, for φ1 of every pool.
 
 # %%
+rise = extreme_bootstrap(gold["φ1"][..., 1:] - gold["φ1"][..., :1], "max", seeded=True)
+print(f"φ1's best gold gain over step 0: {rise:.3f}")
+
+# %% [markdown]
+# Its interval holds for the largest of several noisy means (`extreme_bootstrap`); the claim holds
+# when all of it lies above 0:
+
+# %%
 ch.claim(id="rl-single-rm-rises", paper="WARM", figure="Fig. 1b (04_gold_vs_steps)",
          claim="RL against a single RM (φ1) first raises the gold reward",
          metric="φ1: max over eval steps after 0 of gold − gold at step 0",
-         estimate=extreme_bootstrap(gold["φ1"][..., 1:] - gold["φ1"][..., :1], "max", seeded=True),
-         threshold=0.0, direction=">")
+         estimate=rise, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## Proxy vs gold: is the single RM hacked?
@@ -143,6 +154,10 @@ pd.Series({"peak step": int(steps[found["peak"]]), "final − peak gold": round(
            "95% interval": f"[{found['fall'].ci[0]:.2f}, {found['fall'].ci[1]:.2f}]",
            "proxy rise after peak": round(found["proxy_rise"], 3), "hacked": found["hacked"]}, name="φ1").to_frame()
 
+# %% [markdown]
+# The claim is the fall: it holds when its whole interval lies below 0 (the table says whether the
+# proxy rose meanwhile).
+
 # %%
 ch.claim(id="rl-single-rm-hacked", paper="WARM", figure="Fig. 1b (04_proxy_vs_gold)",
          claim="RL against a single RM (φ1) hacks it at the default KL coefficient: the gold reward rises, "
@@ -160,17 +175,20 @@ def pair(a, b):
     """The final gold of two runs as two columns: (..., prompts, 2)."""
     return np.stack([a[..., -1], b[..., -1]], -1)
 
+warm_vs_phi1 = nested_bootstrap(pair(gold[W6], gold["φ1"]), lambda m: m[..., 0] - m[..., 1])
+warm_vs_ens = bootstrap(pair(gold["WARM M=2"], gold["ENS M=2"]), lambda m: m[..., 0] - m[..., 1])
+print(f"final gold, {W6} − φ1: {warm_vs_phi1:.3f}; WARM M=2 − ENS M=2: {warm_vs_ens:.3f}")
+
+# %% [markdown]
+# Each holds when its whole interval lies above 0:
+
 # %%
 ch.claim(id="rl-warm-delays-hacking", paper="WARM", figure="Fig. 1b, 8 (04_gold_vs_steps)",
          claim=f"WARM M={M} delays or reduces the collapse of the gold reward compared with φ1",
-         metric=f"final gold, WARM M={M} − φ1",
-         estimate=nested_bootstrap(pair(gold[W6], gold["φ1"]), lambda m: m[..., 0] - m[..., 1]),
-         threshold=0.0, direction=">")
+         metric=f"final gold, WARM M={M} − φ1", estimate=warm_vs_phi1, threshold=0.0, direction=">")
 ch.claim(id="rl-ens-hacked-before-warm", paper="WARM", figure="Fig. 1b (04_gold_vs_steps)",
          claim="ENS M=2 is hacked earlier (or harder) than WARM M=2 of the same two RMs",
-         metric="final gold, WARM M=2 − ENS M=2",
-         estimate=bootstrap(pair(gold["WARM M=2"], gold["ENS M=2"]), lambda m: m[..., 0] - m[..., 1]),
-         threshold=0.0, direction=">")
+         metric="final gold, WARM M=2 − ENS M=2", estimate=warm_vs_ens, threshold=0.0, direction=">")
 
 # %% [markdown]
 # These two claims compare the policies at the end of the default runs: after φ1's peak when
@@ -199,13 +217,23 @@ for ax, title in zip(axes, ["(a) clean labels", f"(b) {P.rm.corruption:.0%} corr
     ax.legend(fontsize=7)
 ch.save(fig, "04_gold_vs_kl")
 
+# %% [markdown]
+# With corrupt labels, the paper's Fig. 8b: the final gold of WARM M=6 minus φ1's, over every
+# seeded corrupt pool.
+
 # %%
 gold_corrupt = {name: np.stack([per_prompt(h, n_eval) for h in runs_]) for name, runs_ in seeded_corrupt.items()}
+corrupt_gap = nested_bootstrap(pair(gold_corrupt[W6], gold_corrupt["φ1"]), lambda m: m[..., 0] - m[..., 1])
+print(f"final gold, {W6} − φ1, corrupt labels: {corrupt_gap:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="rl-warm-delays-hacking-corrupt", paper="WARM", figure="Fig. 8b (04_gold_vs_kl)",
          claim=f"with {P.rm.corruption:.0%} corrupt labels, WARM M={M} ends with a higher gold reward than φ1",
          metric=f"final gold, WARM M={M} − φ1, corrupt labels (every corrupt pool)",
-         estimate=nested_bootstrap(pair(gold_corrupt[W6], gold_corrupt["φ1"]), lambda m: m[..., 0] - m[..., 1]),
-         threshold=0.0, direction=">")
+         estimate=corrupt_gap, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## Samples of the policy trained against φ1
@@ -253,9 +281,20 @@ for ax, title in zip(axes, ["vs the SFT policy", f"{W6} vs φ1 at its best step 
     ax.legend(fontsize=8)
 ch.save(fig, "04_win_rates")
 
+# %% [markdown]
+# The paper's headline (Fig. 9c): the WARM M=6 policy at its best step against the φ1 policy at
+# its best step, in every pool.
+
 # %%
 headline = np.stack([r[:, b6] for r, b6 in zip(rates, best[W6])])  # (pools, prompts)
 est = nested_bootstrap(headline)
+print(f"gold win rate, {W6} vs φ1, each at its best step: {est:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above one half; an undecided one says how many eval
+# prompts would decide it:
+
+# %%
 row = ch.claim(id="rl-warm-wins-vs-phi1", paper="WARM", figure="Fig. 9c (04_win_rates)",
                claim=f"the policy trained against WARM M={M} wins against the policy trained against φ1, "
                      "each at its best step (paper: 79.4%)",
