@@ -47,6 +47,9 @@
 profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"warp.run.steps": 100}
 
+# %% [markdown]
+# The library pieces the chapter uses, its pipeline on that profile, and WARP's settings:
+
 # %%
 from dataclasses import replace
 
@@ -98,14 +101,25 @@ ch.save(fig, "05_stage1_ema_anchor")
 pd.DataFrame({name: {"KL to SFT": h["eval_kl_init"][-1], "gold": h["eval_gold"][-1], "proxy": h["eval_proxy"][-1],
                      "KL to anchor": h["eval_kl_anchor"][-1]} for name, h in stage1.items()}).T.round(3)
 
+# %% [markdown]
+# WARP's first claim: at the same β, the EMA anchor lets the policy go further from SFT. The final
+# KL to SFT of the two anchors, per eval prompt:
+
 # %%
 ema, sft_anchor = stage1[f"EMA anchor, β={W.run.beta:g}"], stage1[f"SFT anchor, β={W.run.beta:g}"]
 kl = np.stack([per_prompt(ema, n_eval, "eval_kl_all")[:, -1], per_prompt(sft_anchor, n_eval, "eval_kl_all")[:, -1]], 1)
+further = bootstrap(kl, lambda m: m[..., 0] - m[..., 1])
+print(f"final KL to SFT, EMA − SFT anchor: {further:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="warp-ema-anchor", paper="WARP", figure="Fig. 3a, b (05_stage1_ema_anchor)",
          claim="at equal β, the EMA anchor lets the policy explore further from SFT than the SFT anchor",
          metric=f"final KL to SFT, EMA − SFT anchor at β={W.run.beta:g} (final gold: EMA "
                 f"{ema['eval_gold'][-1]:.3f}, SFT anchor {sft_anchor['eval_gold'][-1]:.3f})",
-         estimate=bootstrap(kl, lambda m: m[..., 0] - m[..., 1]), threshold=0.0, direction=">")
+         estimate=further, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## Stage 2: SLERP vs LERP of the task vectors (Fig. 3c, 4b)
@@ -129,6 +143,10 @@ interp = pd.DataFrame([{"λ": lam, "merge": merge, "gold": r["gold"], "proxy": r
                         "‖δ‖": global_norm(task_vector(merged[lam, merge], start))}
                        for (lam, merge), r in evals.items()])
 
+# %% [markdown]
+# Left, the gold reward along λ (bands over prompts); middle, the proxy; right, the norm of the
+# merged task vector, which LERP shrinks and SLERP keeps:
+
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for k, merge in enumerate(("slerp", "lerp")):
@@ -146,14 +164,24 @@ ch.save(fig, "05_stage2_slerp_vs_lerp")
 print(f"angle between δ1 and δ2: {it1['angle_deg']:.1f}°; norms {[round(n, 3) for n in it1['task_norms']]}")
 interp.round(3)
 
+# %% [markdown]
+# The claim compares the two merges halfway, λ = 0.5, per eval prompt:
+
 # %%
 mid = interp[interp["λ"] == 0.5].set_index("merge")
 both = np.stack([evals[0.5, m]["gold_all"].mean(1) for m in ("slerp", "lerp")], 1)
+slerp_gain = bootstrap(both, lambda m: m[..., 0] - m[..., 1])
+print(f"gold, SLERP − LERP at λ = 0.5: {slerp_gain:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="warp-slerp-beats-lerp", paper="WARP", figure="Fig. 3c (05_stage2_slerp_vs_lerp)",
          claim="SLERP of the task vectors reaches a higher reward than LERP (λ = 0.5, M = 2)",
          metric=f"gold, SLERP − LERP at λ=0.5 (proxy: {mid.loc['slerp', 'proxy'] - mid.loc['lerp', 'proxy']:+.3f}; "
                 f"‖δ‖ SLERP {mid.loc['slerp', '‖δ‖']:.3f} vs LERP {mid.loc['lerp', '‖δ‖']:.3f})",
-         estimate=bootstrap(both, lambda m: m[..., 0] - m[..., 1]), threshold=0.0, direction=">")
+         estimate=slerp_gain, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## Stage 3: LITI fronts and iterations (Fig. 1b, 4a, c)
@@ -171,6 +199,10 @@ def front(theta_init, theta_merged):
 fronts = {"iteration 1": front(it1["start"], it1["merged"]), "iteration 2": front(it2["start"], it2["merged"])}
 plain = stage1[f"EMA anchor, β={W.run.beta:g}"]
 rl = np.stack([per_prompt(plain, n_eval), per_prompt(plain, n_eval, "eval_kl_all")], -1)  # (prompts, steps, 2)
+
+# %% [markdown]
+# The fronts against the plain run's trajectory (error bars over prompts; each front point is
+# labelled by its η):
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -208,12 +240,18 @@ comparisons = {
         "iteration 1's", "mean over iteration 2's front points within iteration 1's KL range of their gold − "
         "iteration 1's front gold", "Fig. 4c (05_stage3_liti_fronts)",
         equal_kl_columns(fronts["iteration 1"], fronts["iteration 2"]), lambda m: -gap_at_equal_kl(n)(m))}
-for id_, (claim, metric, figure, values, reduce) in comparisons.items():
-    if not np.isfinite(reduce(values.mean(0))):
-        print(f"{id_}: the two curves share no KL range here, so the claim cannot be tested")
-        continue
-    ch.claim(id=id_, paper="WARP", figure=figure, claim=claim, metric=metric,
-             estimate=bootstrap(values, reduce), threshold=0.0, direction=">")
+gaps = {id_: bootstrap(values, reduce) for id_, (*_, values, reduce) in comparisons.items()
+        if np.isfinite(reduce(values.mean(0)))}  # else the two curves share no KL range
+for id_ in comparisons:
+    print(f"{id_}: {gaps[id_]:.3f}" if id_ in gaps else f"{id_}: no shared KL range here, so it cannot be tested")
+
+# %% [markdown]
+# Each holds when its whole interval lies above 0:
+
+# %%
+for id_, gap in gaps.items():
+    ch.claim(id=id_, paper="WARP", figure=comparisons[id_][2], claim=comparisons[id_][0], metric=comparisons[id_][1],
+             estimate=gap, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## The final WARP policy vs plain RL at the same KL (gold win rate)
@@ -225,19 +263,22 @@ for id_, (claim, metric, figure, values, reduce) in comparisons.items():
 # %%
 warp_final = evaluate(it2["init"])
 matched = nearest_kl_step(plain["eval_kl_init"], warp_final["kl"])
-wins = win_rates_by_prompt(warp_final["gold_all"], np.asarray(plain["eval_gold_all"][matched]).reshape(n_eval, -1))
+wins = bootstrap(win_rates_by_prompt(warp_final["gold_all"],
+                                     np.asarray(plain["eval_gold_all"][matched]).reshape(n_eval, -1)))
+print(f"gold win rate, WARP vs plain RL at the matched step: {wins:.3f}")
 print(f"WARP: gold {warp_final['gold']:.3f} at KL {warp_final['kl']:.2f}; plain RL at step "
       f"{plain['eval_step'][matched]}: gold {plain['eval_gold'][matched]:.3f} at KL {plain['eval_kl_init'][matched]:.2f}")
 
 # %% [markdown]
-# The claim is WARP's gold win rate against that plain RL policy, paired over the eval prompts.
+# The claim is that win rate, paired over the eval prompts: it holds when its whole interval lies
+# above one half.
 
 # %%
 ch.claim(id="warp-wins-at-matched-kl", paper="WARP", figure="Fig. 1b (05_stage3_liti_fronts)",
          claim="the final WARP policy wins against the plain RL policy of the same KL under the gold reward",
          metric=f"gold win rate, WARP ({W.iterations} iterations, η={W.eta:g}, KL {warp_final['kl']:.2f}) vs plain RL "
                 f"at step {plain['eval_step'][matched]} (KL {plain['eval_kl_init'][matched]:.2f})",
-         estimate=bootstrap(wins), threshold=0.5, direction=">")
+         estimate=wins, threshold=0.5, direction=">")
 
 # %% [markdown]
 # The paper's WARP wins because its plain RL runs collapse after thousands of steps; whether the
