@@ -34,6 +34,9 @@
 profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"rm.epochs": 3}
 
+# %% [markdown]
+# The library pieces the chapter uses, and its pipeline on that profile:
+
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
@@ -69,6 +72,10 @@ pd.DataFrame([vars(c) for c in ladder + control],
              index=["RM 0", "RM 1", "RM 2", "RM 3", "control A", "control B"])[
     ["seed", "lr", "dropout", "init_checkpoint", "random_init", "steps", "batch_size"]]
 
+# %% [markdown]
+# Along the line between the two RMs of each pair, the OOD accuracy of their weight average (WA)
+# and of the average of their rewards (ENS), in every seeded pool:
+
 # %%
 ood = rms.pairs.eval_sets(0.0)["OOD"]
 by_seed = [plans.lmc_pairs(rms, p) for p in range(P.rm.n_seeds)]
@@ -78,6 +85,9 @@ ctrl = interpolation_curves(rms, {"different random inits (control)":
                                   [(rms.state(control[0]), rms.state(control[1]))]}, ood, lambdas)
 curves = {**shared, **ctrl}
 print(f"OOD: {len(ood)} pairs of {len(set(ood.clusters))} prompts; {P.rm.n_seeds} seeded pools")
+
+# %% [markdown]
+# One panel per pair, with the diagonal between the endpoints' accuracies:
 
 # %%
 fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.4), sharey=True)
@@ -133,27 +143,39 @@ names = list(shared)
 per_pair = lambda key: np.stack([(shared[n]["WA"] - shared[n][key])[..., interior].mean(-1)
                                  for n in names], axis=-1)  # (seeds, OOD pairs, ladder pairs)
 gaps = np.concatenate([(shared[n]["WA"] - shared[n]["ENS"])[..., interior] for n in names], axis=-1)
+c = ctrl["different random inits (control)"]
+lmc = {"warm-lmc": extreme_bootstrap(per_pair("diag"), "min", ood.clusters, seeded=True),
+       "warm-wa-approx-ens": extreme_bootstrap(np.concatenate([gaps, -gaps], -1), "max", ood.clusters, seeded=True),
+       "warm-wa-geq-ens-lmc": nested_bootstrap(gaps, lambda m: m.mean(-1), ood.clusters),
+       "warm-barrier-without-shared-init": bootstrap((c["diag"] - c["WA"])[0][:, lambdas == 0.5][:, 0],
+                                                     clusters=ood.clusters)}
+pd.Series({k: f"{e:.4f}" for k, e in lmc.items()}, name="estimate [95% interval]").to_frame()
+
+# %% [markdown]
+# Each claim holds when its whole interval lies on the paper's side of its threshold:
+
+# %%
 ch.claim(id="warm-lmc", paper="WARM", figure="Fig. 3 (01_lmc)",
          claim="RMs fine-tuned from a shared init are linearly mode connected: WA ≥ diagonal along λ",
          metric="min over the 4 pairs of mean over interior λ of (WA − diagonal) OOD accuracy",
-         estimate=extreme_bootstrap(per_pair("diag"), "min", ood.clusters, seeded=True),
-         threshold=0.0, direction=">")
+         estimate=lmc["warm-lmc"], threshold=0.0, direction=">")
 ch.claim(id="warm-wa-approx-ens", paper="WARM", figure="Fig. 3 (01_lmc)",
          claim="WA ≈ ENS along λ (within 2 accuracy points) for pairs with a shared init",
          metric="max over the 4 pairs and interior λ of |WA − ENS| OOD accuracy",
-         estimate=extreme_bootstrap(np.concatenate([gaps, -gaps], -1), "max", ood.clusters, seeded=True),  # |·|
-         threshold=0.02, direction="<")
+         estimate=lmc["warm-wa-approx-ens"], threshold=0.02, direction="<")  # the max of |WA − ENS|
+
+# %% [markdown]
+# Then WA against ENS on average, and the control pair's barrier:
+
+# %%
 ch.claim(id="warm-wa-geq-ens-lmc", paper="WARM", figure="Fig. 3 (01_lmc)",
          claim="WA is slightly above ENS on OOD (mean over pairs and interior λ)",
          metric="mean over the 4 pairs and interior λ of WA − ENS OOD accuracy",
-         estimate=nested_bootstrap(gaps, lambda m: m.mean(-1), ood.clusters),
-         threshold=0.0, direction=">")
-c = ctrl["different random inits (control)"]
+         estimate=lmc["warm-wa-geq-ens-lmc"], threshold=0.0, direction=">")
 ch.claim(id="warm-barrier-without-shared-init", paper="WARM", figure="Fig. 3 control (01_lmc)",
          claim="without shared pre-training, the weight average falls below the diagonal (a barrier)",
          metric="diagonal − WA OOD accuracy at λ = 0.5, two random-init RMs",
-         estimate=bootstrap((c["diag"] - c["WA"])[0][:, lambdas == 0.5][:, 0], clusters=ood.clusters),
-         threshold=0.0, direction=">")
+         estimate=lmc["warm-barrier-without-shared-init"], threshold=0.0, direction=">")
 
 # %% [markdown]
 # A claim *holds* when its whole interval lies on the paper's side of the threshold, *fails* when
@@ -161,16 +183,6 @@ ch.claim(id="warm-barrier-without-shared-init", paper="WARM", figure="Fig. 3 con
 # pool differ by a point or two, about the width of an interval over a few thousand pairs, so
 # several WA-vs-ENS comparisons cannot be decided here. The control pair shows what happens
 # without a shared basin.
-#
-# On `default`, the OOD pairs are samples of another policy (the pre-trained base model, notebook
-# 00). There, the weight average of two RMs that differ in data order, learning rate or init
-# dips below the diagonal by up to about a point in the middle of the line, and below ENS by about
-# as much: `warm-lmc` and `warm-wa-geq-ens-lmc` fail, by fractions of a point, where the control
-# pair falls off a barrier of about 5 points. The two checkpoints of one run stay above their
-# diagonal. On the earlier OOD split (the SFT policy itself at T = 0.5, a shift of difficulty
-# rather than of distribution), the same comparisons were inconclusive, within 0.3 point of zero:
-# how linearly connected these small RMs look depends on how far from their training
-# distribution they are read.
 
 # %% [markdown]
 # ## What held, what failed, what this scale cannot decide
