@@ -39,6 +39,9 @@
 profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"pretrain.steps": 600}
 
+# %% [markdown]
+# The library pieces the chapter uses, and its pipeline on that profile:
+
 # %%
 import dataclasses
 
@@ -106,6 +109,9 @@ example = D.prompts_of(pl.world.comparisons["train"].select([0]))[0]
 print(f"vocabulary: {len(tok)} tokens; the prompt below is {len(tok(example)['input_ids'])} tokens")
 print(example)
 
+# %% [markdown]
+# The two stages' loss curves, on training batches and on held-out text:
+
 # %%
 pre, sft = pl.history("pretrain"), pl.history("sft")
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -135,6 +141,9 @@ gold_pre, gold_sft = pools["pretrain"]["gold"], pools["sft"]["gold"]
 pd.DataFrame({"post": [p[:110] + "…" for p in posts["post"][:4]],
               "SFT sample": [s[0] for s in pools["sft"]["samples"][:4]], "gold": gold_sft[:4, 0]})
 
+# %% [markdown]
+# The gold reward of every sample of both models, against the references' mean:
+
 # %%
 fig, ax = plt.subplots()
 bins = np.linspace(min(gold_pre.min(), gold_sft.min()), max(gold_pre.max(), gold_sft.max()), 45)
@@ -153,17 +162,24 @@ print(f"mean gold: pre-trained {gold_pre.mean():.2f}, SFT {gold_sft.mean():.2f},
 # (an *oracle* best-of-16, choosing by the gold reward itself, must gain at least 1 gold).
 
 # %%
+sft_gain = bootstrap(gold_sft.mean(1) - gold_pre.mean(1))
+oracle_gain = bootstrap(best_of_n(gold_sft, gold_sft, 16) - gold_sft.mean(1))
+ch.benchmark(name="SFT within-post gold std (16 samples)", ours=float(gold_sft.std(1).mean()),
+             baseline=None, unit="gold")
+print(f"SFT − pre-trained gold: {sft_gain:.3f}; oracle best-of-16 gain: {oracle_gain:.3f}")
+
+# %% [markdown]
+# Each holds when its whole interval lies above its threshold:
+
+# %%
 ch.claim(id="sft-improves-gold", paper="setup", figure="00_gold_distribution",
          claim="SFT raises the gold reward of samples over the pre-trained model",
          metric="mean gold, SFT − pre-trained (per post, 16 samples each)",
-         estimate=bootstrap(gold_sft.mean(1) - gold_pre.mean(1)), threshold=0.0, direction=">")
+         estimate=sft_gain, threshold=0.0, direction=">")
 ch.claim(id="sft-spread", paper="setup", figure="00_gold_distribution",
          claim="SFT samples vary enough for best-of-N to improve (oracle best-of-16 gains ≥ 1 gold)",
          metric="oracle best-of-16 gold gain over the mean SFT sample",
-         estimate=bootstrap(best_of_n(gold_sft, gold_sft, 16) - gold_sft.mean(1)),
-         threshold=1.0, direction=">")
-ch.benchmark(name="SFT within-post gold std (16 samples)", ours=float(gold_sft.std(1).mean()),
-             baseline=None, unit="gold")
+         estimate=oracle_gain, threshold=1.0, direction=">")
 
 # %% [markdown]
 # ## Preference pairs: the policy's own samples
@@ -203,6 +219,13 @@ if synthetic:
     wrong = ((np.asarray(train["choice"]) == 1) != (g1 > g0))[untied]
     noise = bootstrap(wrong, lambda m: np.abs(m[..., 0] - 0.275),
                       clusters=np.asarray(train["post_id"])[untied])
+    print(f"label/gold disagreement on train pairs: {wrong.mean():.3f}; its distance to 0.275: {noise:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies below 7.5 points:
+
+# %%
+if synthetic:
     ch.claim(id="world-label-noise", paper="setup", figure="-",
              claim="training labels disagree with gold about as often as human TL;DR labels (20–35%)",
              metric=f"|label/gold disagreement − 0.275| on train pairs (disagreement {wrong.mean():.3f})",
@@ -227,15 +250,29 @@ correct = {s: bow.correct(comparisons[s]) for s in ("validation", "test_ood")}
 pd.DataFrame({name: {s: float(p.correct(comparisons[s]).mean()) for s in comparisons}
               for name, p in proxies.items()}).round(3)
 
+# %% [markdown]
+# The first check: the policy-pairs proxy's accuracy on OOD minus on ID validation, with an
+# interval over posts.
+
 # %%
 shift = bootstrap({"ID": correct["validation"], "OOD": correct["test_ood"]},
                   lambda m: m["OOD"][..., 0] - m["ID"][..., 0],
                   clusters={s: np.asarray(comparisons[k]["post_id"])
                             for s, k in (("ID", "validation"), ("OOD", "test_ood"))})
+print(f"proxy accuracy, OOD − ID validation: {shift:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies below 0:
+
+# %%
 ch.claim(id="world-ood-shift", paper="setup", figure="-",
          claim="the distribution shift hurts: proxy accuracy is lower on OOD than on ID validation",
          metric="accuracy of the BoW proxy (policy pairs), OOD − ID validation",
          estimate=shift, threshold=0.0, direction="<")
+
+# %% [markdown]
+# The second: best-of-N against the proxy on a pool of SFT samples, for N = 1, 2, 4, … up to the
+# pool's size, with the gold and the proxy reward of each pick.
 
 # %%
 wc = P.world_check
@@ -249,6 +286,9 @@ proxy_by_n = bon_gold(proxy_scores, proxy_scores, ns).mean(0)
 oracle_by_n = bon_gold(pool["gold"], pool["gold"], ns).mean(0)
 ch.benchmark(name="SFT pool generation throughput", ours=pool["stats"]["samples_per_s"],
              baseline=None, unit="samples/s")
+
+# %% [markdown]
+# Against the KL of best-of-N to the SFT policy, the gold (left) and the proxy (right) of the pick:
 
 # %%
 mean, low, high = column_intervals(gold_by_n)
@@ -264,14 +304,25 @@ axes[0].legend(fontsize=8)
 ch.save(fig, "00_world_check")
 pd.DataFrame({"N": ns, "KL": kl, "gold": mean, "proxy": proxy_by_n, "oracle": oracle_by_n}).round(3)
 
+# %% [markdown]
+# Over-optimization is the gold at the largest N minus its peak over N, with an interval that
+# accounts for choosing the peak:
+
 # %%
 proxy_rises = bool(np.all(np.diff(proxy_by_n) > -1e-9))
 peak = int(np.argmax(mean))
+fall = extreme_bootstrap(gold_by_n[:, -1:] - gold_by_n, "min")
+print(f"gold at N={ns[-1]} − peak (N={ns[peak]}): {fall:.3f}; proxy rises throughout: {proxy_rises}")
+
+# %% [markdown]
+# It holds when its whole interval lies below 0:
+
+# %%
 ch.claim(id="world-overoptimization", paper="setup", figure="00_world_check",
          claim="best-of-N against a proxy over-optimizes: proxy keeps rising while gold peaks, then falls",
          metric=f"gold at N={ns[-1]} − peak gold over N (peak at N={ns[peak]}; proxy rises "
                 f"throughout: {proxy_rises})",
-         estimate=extreme_bootstrap(gold_by_n[:, -1:] - gold_by_n, "min"), threshold=0.0, direction="<")
+         estimate=fall, threshold=0.0, direction="<")
 
 # %% [markdown]
 # The proxy reward rises with N, as it must. The gold reward rises at first, while the proxy's
@@ -300,11 +351,21 @@ readers = {"linear probe on SFT features": probe, **{
 facts = sample_facts(pool)
 alignment(readers, pool, facts).round(3)
 
+# %% [markdown]
+# The claim is the probe's correlation with gold, with an interval over prompts:
+
+# %%
+probe_rho = bootstrap(within_prompt_pearson(probe, pool["gold"]))
+print(f"within-prompt ρ(probe, gold): {probe_rho:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above its threshold:
+
 # %%
 ch.claim(id="probe-reads-content", paper="setup", figure="-",
          claim="a linear probe on the SFT features ranks the policy's own samples with the gold reward",
          metric="within-prompt Pearson ρ(probe, gold) on the SFT sample pool, mean over prompts",
-         estimate=bootstrap(within_prompt_pearson(probe, pool["gold"])), threshold=0.2, direction=">")
+         estimate=probe_rho, threshold=0.2, direction=">")
 
 # %% [markdown]
 # A linear head on the *frozen* features is a floor, not a ranking of featurizers: it catches a

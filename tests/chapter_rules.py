@@ -26,12 +26,18 @@ def _is_claim(node: ast.AST) -> bool:
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "ch")
 
 
+def _is_print(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "print"
+
+
 def _records_only(statement: ast.stmt) -> bool:
+    """A claim call (its result kept or not), or a loop or branch of claims and prints (e.g. the
+    evaluation size an undecided claim needs)."""
     if isinstance(statement, (ast.Expr, ast.Assign)):
-        return _is_claim(statement.value)
-    if isinstance(statement, ast.If):  # e.g. printing the evaluation size an undecided claim needs
-        return True
-    return isinstance(statement, ast.For) and all(_records_only(s) for s in statement.body)
+        return _is_claim(statement.value) or _is_print(statement)
+    if isinstance(statement, (ast.If, ast.For)):
+        return all(_records_only(s) for s in statement.body + statement.orelse)
+    return False
 
 
 def departures(path: Path) -> list[str]:
