@@ -33,6 +33,9 @@
 profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"bon.k": 256}
 
+# %% [markdown]
+# The library pieces the chapter uses, and its pipeline on that profile:
+
 # %%
 import time
 
@@ -105,13 +108,24 @@ singles = {f"RM {cfg.seed}": rms.pool_scores([cfg], pool) for cfg in rms.pool(0.
 alignment({**singles, **{f"{s}, {name}": v for (s, p), d in proxies.items() if p == 0
                          for name, v in d.items()}}, pool, facts).round(3)
 
+# %% [markdown]
+# The claim reads the worst clean RM of pool 0: its within-prompt correlation with gold, with an
+# interval that holds for the smallest of the six.
+
 # %%
 rho = np.stack([within_prompt_pearson(s, gold) for s in singles.values()], axis=1)  # (prompts, RMs)
+worst_rho = extreme_bootstrap(rho, "min")
+print(f"the worst clean RM's ρ with gold: {worst_rho:.3f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above its threshold:
+
+# %%
 ch.claim(id="rm-reads-content", paper="setup", figure="-",
          claim="every clean single RM ranks the SFT policy's own samples with the gold reward",
          metric=f"min over the clean pool's {M} RMs of the within-prompt Pearson ρ(RM, gold), "
                 "mean over the pool's prompts",
-         estimate=extreme_bootstrap(rho, "min"), threshold=0.3, direction=">")
+         estimate=worst_rho, threshold=0.3, direction=">")
 
 # %% [markdown]
 # ## Gold reward vs KL (Fig. 6)
@@ -133,14 +147,24 @@ axes[0].legend()
 ch.save(fig, "03_bon_gold_vs_kl")
 pd.DataFrame({k: v.mean(axis=(0, 1)) for k, v in curves.items()}, index=pd.Index(Ns, name="N")).round(3)
 
+# %% [markdown]
+# The first question: does best-of-N with a single RM raise the gold reward at all? φ1's best gain
+# over N = 1 at N ≥ 4, over every pool:
+
 # %%
 phi1 = curves["clean", "φ1"]
 best_n = Ns[int(np.argmax(phi1.mean(axis=(0, 1))))]
+bon_rise = extreme_bootstrap(phi1[..., 2:] - phi1[..., :1], "max", seeded=True)
+print(f"φ1's best gold gain over N = 1: {bon_rise:.3f}; its mean curve peaks at N = {best_n}")
+
+# %% [markdown]
+# It holds when its whole interval lies above half a gold point:
+
+# %%
 ch.claim(id="bon-single-rm-rises", paper="WARM", figure="Fig. 6 (03_bon_gold_vs_kl)",
          claim="best-of-N with a single RM first raises the gold reward, for N up to 4 and beyond",
          metric=f"φ1 (clean): max over N ≥ 4 of gold − gold at N=1 (the mean curve peaks at N={best_n})",
-         estimate=extreme_bootstrap(phi1[..., 2:] - phi1[..., :1], "max", seeded=True),
-         threshold=0.5, direction=">")
+         estimate=bon_rise, threshold=0.5, direction=">")
 
 # %% [markdown]
 # WARM against the single RMs and ENS M=2 at the largest N, where over-optimization is strongest,
@@ -148,9 +172,18 @@ ch.claim(id="bon-single-rm-rises", paper="WARM", figure="Fig. 6 (03_bon_gold_vs_
 
 # %%
 big = Ns[-1]
-for setting in settings:
-    at_big = np.stack([curves[setting, n][..., -1] for n in (f"WARM M={M}", "φ1", "φ2", "ENS M=2")], -1)
-    est = extreme_bootstrap(at_big[..., :1] - at_big[..., 1:], "min", seeded=True)
+at_big = {setting: np.stack([curves[setting, n][..., -1] for n in (f"WARM M={M}", "φ1", "φ2", "ENS M=2")], -1)
+          for setting in settings}
+beats = {setting: extreme_bootstrap(a[..., :1] - a[..., 1:], "min", seeded=True) for setting, a in at_big.items()}
+print(*(f"{setting} labels: WARM M={M} − the best of the others at N={big}: {e:.3f}" for setting, e in beats.items()),
+      sep="\n")
+
+# %% [markdown]
+# Each holds when its whole interval lies above 0; an undecided one says how many prompts would
+# decide it:
+
+# %%
+for setting, est in beats.items():
     row = ch.claim(id=f"warm-bon-beats-single-and-ens-{setting.split()[-1]}", paper="WARM",
                    figure="Fig. 6 (03_bon_gold_vs_kl)",
                    claim=f"BoN with WARM M={M} reaches a higher gold reward than with φ1, φ2 or ENS M=2 "
@@ -176,18 +209,28 @@ for ax, setting in zip(axes, settings):
 axes[0].legend()
 ch.save(fig, "03_bon_gain")
 
+# %% [markdown]
+# Two claims on the gains: more members gain more (at the largest N, in both settings), and WARM
+# M=6 beats ENS M=2 at equal N (clean labels, on average over N).
+
 # %%
 more = np.stack([curves[s, n][..., -1] for s in settings for n in (f"WARM M={M}", "WARM M=2")], -1)
+more_gain = extreme_bootstrap(more[..., ::2] - more[..., 1::2], "min", seeded=True)
+vs_ens = nested_bootstrap((curves["clean", f"WARM M={M}"] - curves["clean", "ENS M=2"])[..., 1:].mean(-1))
+print(f"WARM M={M} − WARM M=2 at N={big}, the lower setting: {more_gain:.3f}; WARM M={M} − ENS M=2: {vs_ens:.3f}")
+
+# %% [markdown]
+# Each holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="warm-bon-more-members-more-gain", paper="WARM", figure="Fig. 6 (03_bon_gain)",
          claim=f"the BoN gain over φ1 is larger with WARM M={M} than with WARM M=2 (clean and corrupt)",
          metric=f"min over the two settings of gold, WARM M={M} − WARM M=2, at N={big}",
-         estimate=extreme_bootstrap(more[..., ::2] - more[..., 1::2], "min", seeded=True),
-         threshold=0.0, direction=">")
+         estimate=more_gain, threshold=0.0, direction=">")
 ch.claim(id="warm-bon-beats-ens-equal-n", paper="WARM", figure="Fig. 6 (03_bon_gain)",
          claim=f"WARM M={M} at best-of-N beats ENS M=2 at equal N (clean labels)",
          metric=f"gold, WARM M={M} − ENS M=2, mean over N = 2 … {big}",
-         estimate=nested_bootstrap((curves["clean", f"WARM M={M}"] - curves["clean", "ENS M=2"])[..., 1:].mean(-1)),
-         threshold=0.0, direction=">")
+         estimate=vs_ens, threshold=0.0, direction=">")
 
 # %% [markdown]
 # What to read in the curves and the claim lines above: whether φ1's best-of-N gold rises before
@@ -220,13 +263,23 @@ for ax, setting in zip(axes, settings):
 axes[0].legend(fontsize=8)
 ch.save(fig, "03_bon_proxy_vs_gold")
 
+# %% [markdown]
+# The claim is φ1's proxy − gold gap at the largest N (clean labels), across pools and prompts:
+
 # %%
 grows = all(bool(np.all(np.diff(g.mean(axis=(0, 1))) >= -1e-9)) for k, g in gaps.items() if k[1] != f"WARM M={M}")
+gap_at_big = nested_bootstrap(gaps["clean", "φ1"], lambda m: m[..., -1])
+print(f"φ1's proxy − gold z-gap at N={big}: {gap_at_big:.3f}; the single RMs' gaps grow in N: {grows}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="bon-single-rm-gap-grows", paper="WARM", figure="Fig. 6, 15–17 (03_bon_proxy_vs_gold)",
          claim="the proxy–gold gap of BoN with a single RM grows with N (over-optimization)",
          metric=f"proxy − gold z-gap of φ1 (clean) at N={big} (the mean gap of φ1 and φ2 grows "
                 f"monotonically in N in both settings: {grows})",
-         estimate=nested_bootstrap(gaps["clean", "φ1"], lambda m: m[..., -1]), threshold=0.0, direction=">")
+         estimate=gap_at_big, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## Win rates judged by the gold reward (Fig. 7)
@@ -253,9 +306,19 @@ for row, setting in enumerate(settings):
 axes[0, 0].legend(fontsize=8)
 ch.save(fig, "03_bon_win_rates")
 
+# %% [markdown]
+# The claims read WARM M=6's win rates at the largest N, clean labels, across pools and prompts:
+
 # %%
-for against, paper in (("SFT", "up to 92.5%"), ("φ1", "WARM > φ1")):
-    est = nested_bootstrap(wins["clean", f"WARM M={M}", against][..., -1])
+win_at_big = {against: nested_bootstrap(wins["clean", f"WARM M={M}", against][..., -1]) for against in ("SFT", "φ1")}
+print(*(f"WARM M={M} vs {against} at N={big}: {e:.3f}" for against, e in win_at_big.items()), sep="\n")
+
+# %% [markdown]
+# Each holds when its whole interval lies above one half; an undecided one says how many prompts
+# would decide it:
+
+# %%
+for (against, est), paper in zip(win_at_big.items(), ("up to 92.5%", "WARM > φ1")):
     row = ch.claim(id=f"warm-bon-wins-vs-{'sft' if against == 'SFT' else 'phi1'}", paper="WARM",
                    figure="Fig. 7 (03_bon_win_rates)",
                    claim=f"BoN with WARM M={M} wins against {'the SFT policy' if against == 'SFT' else 'BoN with the best single RM φ1'} "
