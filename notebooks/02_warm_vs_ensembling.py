@@ -107,8 +107,8 @@ single
 # ## Fine-tuning from the probed head: no collapse, and memorization
 #
 # Each RM is scored on held-out ID-validation pairs from step 0 (the SFT featurizer with the
-# shared probed head), every 25 steps during the warmup (its first 30%), every 50 after, and at
-# its last step (`rm.eval_every_warmup`, `rm.eval_every`). Below: that accuracy minus the
+# shared probed head), every `rm.eval_every_warmup` steps during the warmup (its first 30%), every
+# `rm.eval_every` after, and at its last step. Below: that accuracy minus the
 # probe's, for every RM of every pool, clean and corrupt (one highlighted). An RM is the EMA of
 # its weights along fine-tuning (μ = `rm.ema_mu`, from the probed head): on the earlier
 # substrate, the raw weights of every optimizer tried dipped 1–3.4 points below the probe over
