@@ -37,6 +37,9 @@
 profile = "default"  # smoke | default | gpu
 overrides = {}  # dotted config keys (a dict or its JSON text), e.g. {"rm.corruption": 0.4}
 
+# %% [markdown]
+# The library pieces the chapter uses:
+
 # %%
 import time
 
@@ -136,22 +139,32 @@ ax.set(xlabel="RM training step", ylabel="held-out accuracy − probe's (step 0)
 ax.legend(fontsize=8)
 ch.save(fig, "02_training_curves")
 
+# %% [markdown]
+# The two claims read the deepest fall below the probe over every RM and eval step, with an
+# interval that holds for the largest of many noisy means:
+
 # %%
 curve_clusters = rms.pairs.pairset("curve").group
+collapse = {"all": extreme_bootstrap(drops(lambda cfg: True), "max", clusters=curve_clusters),
+            "clean": extreme_bootstrap(drops(lambda cfg: not cfg.corruption), "max", clusters=curve_clusters)}
+print(*(f"deepest fall below the probe, {k} RMs: {e:.4f}" for k, e in collapse.items()), sep="\n")
+
+# %% [markdown]
+# Each holds when its whole interval lies under 1 point:
+
+# %%
 ch.claim(id="rm-no-collapse", paper="setup", figure="02_training_curves",
          claim="fine-tuning (each RM's EMA weights) never falls more than 1 point below the probed "
                "head's held-out accuracy",
          metric=f"max over {len(members)} RMs and their eval steps of (probe accuracy − accuracy), "
                 f"ID-validation pairs of {P.rm.curve_posts} prompts",
-         estimate=extreme_bootstrap(drops(lambda cfg: True), "max", clusters=curve_clusters),
-         threshold=0.01, direction="<")
+         estimate=collapse["all"], threshold=0.01, direction="<")
 ch.claim(id="rm-no-collapse-clean", paper="setup", figure="02_training_curves",
          claim="with clean labels, fine-tuning (each RM's EMA weights) never falls more than 1 point "
                "below the probed head's held-out accuracy",
          metric=f"max over the {sum(not c.corruption for c in members)} clean RMs and their eval steps "
                 f"of (probe accuracy − accuracy), ID-validation pairs of {P.rm.curve_posts} prompts",
-         estimate=extreme_bootstrap(drops(lambda cfg: not cfg.corruption), "max", clusters=curve_clusters),
-         threshold=0.01, direction="<")
+         estimate=collapse["clean"], threshold=0.01, direction="<")
 
 # %% [markdown]
 # Where each RM's deepest point lies, read from the curves above (point values). The three
@@ -201,11 +214,18 @@ start = {p: np.mean([correct(rms.scorer.scores(rms.initial_state(cfg), tc[p]), t
          for p in seeds}
 learned, learned_clusters = across_pools(tc, [np.mean([c["train-corrupt"] for c in per_pair[p]], 0) - start[p]
                                               for p in seeds])
+memorized = nested_bootstrap(learned, clusters=learned_clusters)
+print(f"train-corrupt accuracy against the swapped labels, end − step 0: {memorized:.4f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="rm-memorizes-corrupt", paper="WARM", figure="Fig. 4a (02_wa_vs_ens_lambda)",
          claim="RMs trained on corrupted labels memorize them (accuracy on the flipped pairs, "
                "against the flipped labels, rises during training)",
          metric=f"mean over each pool's {P.rm.m} corrupt RMs of train-corrupt accuracy, end − step 0",
-         estimate=nested_bootstrap(learned, clusters=learned_clusters), threshold=0.0, direction=">")
+         estimate=memorized, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## WA and ENS along λ on the four subsets (Fig. 4)
@@ -251,22 +271,32 @@ for ax, name in zip(axes, names):
     ax.legend(fontsize=8)
 ch.save(fig, "02_wa_minus_ens_hist")
 
+# %% [markdown]
+# Two claims read the histograms: WA − ENS on train-corrupt, and whether the gain grows from the
+# training subsets to OOD.
+
+# %%
+order = ["train-corrupt", "train-clean", "OOD"]
+less_memorization = nested_bootstrap(per_seed["train-corrupt"][0], clusters=per_seed["train-corrupt"][1])
+grows_to_ood = nested_bootstrap({k: per_seed[k][0] for k in order},
+                                lambda m: np.minimum(m["train-clean"][..., 0] - m["train-corrupt"][..., 0],
+                                                     m["OOD"][..., 0] - m["train-clean"][..., 0]),
+                                clusters={k: per_seed[k][1] for k in order})
+print(f"WA − ENS on train-corrupt: {less_memorization:.4f}; the gain's smallest step towards OOD: {grows_to_ood:.4f}")
+
+# %% [markdown]
+# The first holds when its whole interval lies below 0, the second when it lies above 0:
+
 # %%
 ch.claim(id="warm-less-memorization", paper="WARM", figure="Fig. 4a, 5 (02_wa_minus_ens_hist)",
          claim="WA memorizes corrupted labels less than ENS (lower accuracy on train-corrupt vs the swapped labels)",
          metric="mean over each pool's disjoint pairs of RMs of WA − ENS accuracy on train-corrupt",
-         estimate=nested_bootstrap(per_seed["train-corrupt"][0], clusters=per_seed["train-corrupt"][1]),
-         threshold=0.0, direction="<")
-order = ["train-corrupt", "train-clean", "OOD"]
+         estimate=less_memorization, threshold=0.0, direction="<")
 ch.claim(id="warm-gain-grows-to-ood", paper="WARM", figure="Fig. 5 (02_wa_minus_ens_hist)",
          claim="the WA − ENS gain grows from train to OOD (train-corrupt < train-clean < OOD)",
          metric="min(Δclean − Δcorrupt, ΔOOD − Δclean), "
                 "Δ = mean WA − ENS accuracy over a pool's disjoint pairs",
-         estimate=nested_bootstrap({k: per_seed[k][0] for k in order},
-                                   lambda m: np.minimum(m["train-clean"][..., 0] - m["train-corrupt"][..., 0],
-                                                        m["OOD"][..., 0] - m["train-clean"][..., 0]),
-                                   clusters={k: per_seed[k][1] for k in order}),
-         threshold=0.0, direction=">")
+         estimate=grows_to_ood, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## OOD accuracy vs M for three selection orders (Fig. 10)
@@ -295,15 +325,25 @@ ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
 ax.legend(fontsize=8)
 ch.save(fig, "02_ood_vs_m")
 
+# %% [markdown]
+# The claim is WARM M=6 (best-first) minus φ1 on OOD, across pools and pairs; beside it, the same
+# against the annotators' expected preference (the claim stays on the labels):
+
+# %%
+m_gain = nested_bootstrap(best_first, lambda m: m[..., -1] - m[..., 0], ood.clusters)
+print(f"OOD accuracy, WARM M={P.rm.m} − φ1: {m_gain:.4f}")
+if ood.p_label is not None:
+    expected = np.stack([warm_by_m(rms, ranked[p], ood, against="expected") for p in seeds])
+    print(f"against the expected preference: {nested_bootstrap(expected, lambda m: m[..., -1] - m[..., 0], ood.clusters):.4f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
 # %%
 ch.claim(id="warm-m-beats-best-single", paper="WARM", figure="Fig. 10 (02_ood_vs_m)",
          claim=f"WARM M={P.rm.m} (best-first) is more accurate OOD than the best single RM φ1",
          metric=f"OOD accuracy, WARM M={P.rm.m} − φ1 (corrupt pools)",
-         estimate=nested_bootstrap(best_first, lambda m: m[..., -1] - m[..., 0], ood.clusters),
-         threshold=0.0, direction=">")
-if ood.p_label is not None:  # beside it, against the annotators' expected preference (the claim stays on labels)
-    expected = np.stack([warm_by_m(rms, ranked[p], ood, against="expected") for p in seeds])
-    print(f"against the expected preference: {nested_bootstrap(expected, lambda m: m[..., -1] - m[..., 0], ood.clusters):.4f}")
+         estimate=m_gain, threshold=0.0, direction=">")
 
 # %% [markdown]
 # ## Do the RMs read as well as a bag of words?
@@ -321,19 +361,25 @@ bow = proxy.correct(val)
 idv = rms.pairs.eval_sets(0.0)["ID val"]
 clean = np.stack([np.stack([correct(rms.scorer.scores(rms.state(cfg), idv), idv) - bow
                             for cfg in rms.pool(0.0, p)], axis=1) for p in seeds])  # (pools, pairs, RMs)
+bow_gap = extreme_bootstrap(np.concatenate(list(clean), axis=1), "min", clusters=idv.clusters)
 print(f"BoW proxy ID accuracy {bow.mean():.3f}; clean RMs (pool 0): {np.round(clean[0].mean(0) + bow.mean(), 3)}")
-ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
-         claim="every clean RM is at most 2 points less accurate on ID validation than the "
-               "bag-of-words proxy refit on the same labels",
-         metric=f"min over the {clean.shape[0] * clean.shape[2]} clean RMs of the seeded pools of "
-                "(RM − BoW proxy) ID-validation accuracy",
-         estimate=extreme_bootstrap(np.concatenate(list(clean), axis=1), "min", clusters=idv.clusters),
-         threshold=-0.02, direction=">")
+print(f"the worst clean RM − the proxy: {bow_gap:.4f}")
 if idv.p_label is not None:  # beside it, against the annotators' expected preference (the claim stays on labels)
     bow_expected = correct(proxy.pair_scores(val), idv, "expected")
     gaps_expected = np.concatenate([np.stack([correct(rms.scorer.scores(rms.state(cfg), idv), idv, "expected")
                                               - bow_expected for cfg in rms.pool(0.0, p)], 1) for p in seeds], 1)
     print(f"against the expected preference: {extreme_bootstrap(gaps_expected, 'min', clusters=idv.clusters):.4f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above −2 points:
+
+# %%
+ch.claim(id="rm-beats-bow-proxy", paper="setup", figure="-",
+         claim="every clean RM is at most 2 points less accurate on ID validation than the "
+               "bag-of-words proxy refit on the same labels",
+         metric=f"min over the {clean.shape[0] * clean.shape[2]} clean RMs of the seeded pools of "
+                "(RM − BoW proxy) ID-validation accuracy",
+         estimate=bow_gap, threshold=-0.02, direction=">")
 
 # %% [markdown]
 # The claim line above compares the worst clean RM of every pool with the proxy, on the same pairs.
@@ -376,6 +422,12 @@ pretrained = {es.name: np.stack([np.stack([correct(rms.scorer.scores(rms.state(c
               for es in (idv, ood_c)}  # (pools, pairs, 2): SFT init, random init
 gain = {name: nested_bootstrap(c, lambda m: m[..., 0] - m[..., 1], (idv if name == "ID val" else ood_c).clusters)
         for name, c in pretrained.items()}
+print(*(f"{name} accuracy, SFT init − random init: {e:.4f}" for name, e in gain.items()), sep="\n")
+
+# %% [markdown]
+# It holds when its whole interval on ID validation lies above 3 points:
+
+# %%
 ch.claim(id="premise-pretraining-matters", paper="WARM", figure="§3 premise (-)",
          claim="pre-training matters: an RM fine-tuned from the shared SFT init is at least 3 points more "
                "accurate on ID validation than the same recipe from a random init",
@@ -395,6 +447,12 @@ best_on_id = {p: int(np.argmax([correct(rms.scorer.scores(s, idv), idv).mean() f
 ens_vs_best = np.stack([np.stack([correct(np.mean(clean_scores[p], 0), ood_c),
                                   correct(clean_scores[p][best_on_id[p]], ood_c)], -1) for p in seeds])
 ens_gain = nested_bootstrap(ens_vs_best, lambda m: m[..., 0] - m[..., 1], ood_c.clusters)
+print(f"OOD accuracy, ENS M={P.rm.m} − the member best on ID validation: {ens_gain:.4f}")
+
+# %% [markdown]
+# It holds when its whole interval lies above 0:
+
+# %%
 ch.claim(id="premise-ens-beats-members", paper="WARM", figure="§4 premise (-)",
          claim=f"the members make partly different errors: ENS M={P.rm.m} of a clean pool is more accurate OOD "
                "than its member best on ID validation",
@@ -464,6 +522,13 @@ member = np.array([[seconds(lambda: score_pairs(models[k % len(models)], bench))
 wa = np.array([seconds(lambda: score_pairs(wa_model, bench)) for _ in range(REPEATS)])
 cost = pd.DataFrame({"WA time (s)": np.median(wa), "ENS time (s)": np.median(np.cumsum(member, 1), 0)[1:]},
                     index=pd.Index(range(2, M_MAX + 1), name="M"))
+cost_ratio = bootstrap(np.stack([member.sum(1), wa], 1), lambda m: m[..., 0] / m[..., 1])
+print(f"ENS/WA scoring time at M={M_MAX}: {cost_ratio:.3f}")
+
+# %% [markdown]
+# Against M, the median time of each (each ratio is also a benchmark row):
+
+# %%
 fig, ax = plt.subplots()
 ax.plot(cost.index, cost["WA time (s)"], "o-", label="WA")
 ax.plot(cost.index, cost["ENS time (s)"], "s--", label="ENS")
@@ -473,12 +538,16 @@ ch.save(fig, "02_cost")
 for m in cost.index:
     ch.benchmark(name=f"scoring time ENS/WA at M={m}", ours=float(cost.loc[m, "ENS time (s)"] / cost.loc[m, "WA time (s)"]),
                  baseline=float(m), unit="ratio")
+cost.round(3)
+
+# %% [markdown]
+# The claim holds when the ratio's whole interval lies above M/2:
+
+# %%
 ch.claim(id="warm-cost-flat", paper="WARM", figure="§3 (02_cost)",
          claim="ENS inference cost grows with M while WA's stays flat",
          metric=f"ENS/WA scoring time at M={M_MAX} (over {REPEATS} timed repeats; the threshold is M/2)",
-         estimate=bootstrap(np.stack([member.sum(1), wa], 1), lambda m: m[..., 0] / m[..., 1]),
-         threshold=M_MAX / 2, direction=">")
-cost.round(3)
+         estimate=cost_ratio, threshold=M_MAX / 2, direction=">")
 
 # %% [markdown]
 # ## What held, what failed, what this scale cannot decide

@@ -385,3 +385,29 @@ def test_the_prose_types_in_no_number_a_result_file_holds(path):
     typed = {i: hits for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
              if cell.cell_type == "markdown" and (hits := typed_results(cell.source, claims))}
     assert not typed, f"markdown cells (index: numbers) that type in a result: {typed}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_is_a_chapter_in_fastbooks_shape(path):
+    """A sentence of why, a short cell, its output, a sentence of what it shows: the median code
+    cell is at most 8 lines, a sentence stands between any two code cells, and a cell that records
+    a claim only records it (`tests/chapter_rules.py`)."""
+    from chapter_rules import departures
+
+    assert departures(path) == []
+
+
+def test_the_chapter_rules_see_each_departure(tmp_path):
+    from chapter_rules import departures
+
+    def cell(kind, source):
+        return {"cell_type": kind, "source": source, "metadata": {}, **({"outputs": []} if kind == "code" else {})}
+
+    nb = tmp_path / "99_x.ipynb"
+    nb.write_text(json.dumps({"cells": [
+        cell("code", "x = 1"), cell("code", "y = 2"),
+        cell("markdown", "why"), cell("code", "e = f(x)\nch.claim(id='a', estimate=bootstrap(e))"),
+        cell("markdown", "why"), cell("code", "if ok:\n    ch.claim(id='b', estimate=e)\n    print(row)")]}))
+    assert departures(nb) == ["code cell 1 right after code cell 0",
+                              "cell 3: a claim's estimate is computed in its own call",
+                              "cell 3: computes beside a claim: e = f(x)"]
