@@ -26,7 +26,8 @@ def _is_claim(node: ast.AST) -> bool:
 
 
 def _is_print(node: ast.AST) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "print"
+    call = node.value if isinstance(node, ast.Expr) else None
+    return isinstance(call, ast.Call) and getattr(call.func, "id", "") == "print"
 
 
 def _records_only(statement: ast.stmt) -> bool:
